@@ -1,0 +1,95 @@
+"""Configuration of the video Mask2Former.
+
+`Mask2FormerVideoConfig` is transformers' `Mask2FormerConfig` plus what video adds. Every image
+field keeps its meaning, so an image Mask2Former config (and checkpoint) is a valid video one.
+"""
+
+from typing import Any
+
+from transformers import Mask2FormerConfig, ResNetConfig, SwinConfig
+
+from .presets import BACKBONES, DATASET_CATEGORIES, PRESETS
+
+STAGES = ["stage1", "stage2", "stage3", "stage4"]
+
+
+class Mask2FormerVideoConfig(Mask2FormerConfig):
+    r"""
+    Configuration of [`Mask2FormerVideoModel`] and [`Mask2FormerVideoForVideoInstanceSegmentation`].
+
+    Args (on top of [`Mask2FormerConfig`]):
+        num_frames (`int`, defaults to 2):
+            Clip length used in training (the paper samples 2 frames per clip). Inference takes any length.
+        test_top_k (`int`, defaults to 10):
+            Number of (query, class) pairs kept per video by post-processing.
+        test_shortest_edge (`int`, defaults to 360):
+            Shortest frame side at test time (official `INPUT.MIN_SIZE_TEST`: 360 for ResNet, 480 for Swin).
+            A processor made for this config resizes to it.
+        frame_chunk_size (`int`, *optional*):
+            Run the backbone and pixel decoder on at most this many frames at a time. The outputs are
+            identical to the unchunked run; only the peak memory of that part changes. `None` runs all
+            frames at once.
+        backbone_frozen_batch_norm (`bool`, defaults to `True`):
+            Replace the BatchNorm layers of a ResNet backbone by frozen ones (fixed statistics and affine
+            parameters), as detectron2's `FrozenBN` does. The state-dict keys do not change.
+        swin_pad_small_windows (`bool`, defaults to `False`):
+            Swin backbones only. `True` follows the official Mask2Former Swin: feature maps smaller than the
+            window are padded and keep the full window and shift. `False` follows transformers' Swin, which
+            shrinks the window and drops the shift there. Converted official checkpoints set it to `True`.
+    """
+
+    model_type = "mask2former_video"
+    backbones_supported = ["swin", "resnet"]
+
+    num_frames: int = 2
+    test_top_k: int = 10
+    test_shortest_edge: int = 360
+    frame_chunk_size: int | None = None
+    backbone_frozen_batch_norm: bool = True
+    swin_pad_small_windows: bool = False
+
+    def validate_architecture(self):
+        super().validate_architecture()
+        if self.num_frames < 1:
+            raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
+        if self.frame_chunk_size is not None and self.frame_chunk_size < 1:
+            raise ValueError(f"frame_chunk_size must be None or >= 1, got {self.frame_chunk_size}")
+
+    @staticmethod
+    def list_presets() -> list[str]:
+        """Names accepted by [`~Mask2FormerVideoConfig.from_preset`], e.g. `"swin-large-ytvis2019"`."""
+        return list(PRESETS)
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> "Mask2FormerVideoConfig":
+        """The architecture of one of the paper's variants (random weights until a checkpoint is loaded).
+
+        `name` is `<backbone>-<dataset>`: backbone in r50, r101, swin-tiny, swin-small, swin-base,
+        swin-large; dataset in ytvis2019, ytvis2021. Keyword arguments override config fields.
+        """
+        if name not in PRESETS:
+            raise ValueError(f"Unknown preset {name!r}. Available presets: {', '.join(PRESETS)}")
+        backbone, dataset = name.rsplit("-", 1)
+        backbone_type, backbone_kwargs, test_size, num_queries = BACKBONES[backbone]
+        if backbone_type == "resnet":
+            # detectron2's R50/R101: stride on the 3x3 conv (downsample_in_bottleneck=False), 64-channel stem.
+            backbone_config = ResNetConfig(
+                embedding_size=64,
+                hidden_sizes=[256, 512, 1024, 2048],
+                layer_type="bottleneck",
+                downsample_in_bottleneck=False,
+                out_features=STAGES,
+                **backbone_kwargs,
+            )
+        else:
+            backbone_config = SwinConfig(drop_path_rate=0.3, out_features=STAGES, **backbone_kwargs)
+        categories = DATASET_CATEGORIES[dataset]
+        kwargs = {
+            "backbone_config": backbone_config,
+            "num_queries": num_queries,
+            "id2label": dict(enumerate(categories)),
+            "label2id": {label: index for index, label in enumerate(categories)},
+            "test_shortest_edge": test_size,
+            **overrides,
+        }
+        return cls(**kwargs)

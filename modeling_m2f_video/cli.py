@@ -1,0 +1,29 @@
+"""The `m2f-video` command line: one console script, one subcommand per job.
+
+Each subcommand lives next to the code it drives, in a module with a `register(subparsers)`
+function that adds its parser and sets `func` to the function that runs it.
+"""
+
+import argparse
+import importlib
+import sys
+
+# Subcommand modules, imported lazily so that `m2f-video --help` stays fast.
+COMMAND_MODULES = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="m2f-video", description="Mask2Former for video instance segmentation.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
