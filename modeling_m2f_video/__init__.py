@@ -1,8 +1,26 @@
 """Mask2Former for video instance segmentation, in the style of Hugging Face Transformers.
 
-Importing the package registers the config, model and processor with transformers' Auto classes.
+Importing the package registers the config, models and video processor with transformers' Auto classes.
 """
 
+from .auto import AutoModelForVideoInstanceSegmentation, register_auto_classes
 from .configuration import Mask2FormerVideoConfig
+from .modeling_m2f_video import (
+    Mask2FormerVideoForVideoInstanceSegmentation,
+    Mask2FormerVideoForVideoInstanceSegmentationOutput,
+    Mask2FormerVideoModel,
+    Mask2FormerVideoModelOutput,
+    Mask2FormerVideoPreTrainedModel,
+)
 
-__all__ = ["Mask2FormerVideoConfig"]
+register_auto_classes()
+
+__all__ = [
+    "AutoModelForVideoInstanceSegmentation",
+    "Mask2FormerVideoConfig",
+    "Mask2FormerVideoForVideoInstanceSegmentation",
+    "Mask2FormerVideoForVideoInstanceSegmentationOutput",
+    "Mask2FormerVideoModel",
+    "Mask2FormerVideoModelOutput",
+    "Mask2FormerVideoPreTrainedModel",
+]

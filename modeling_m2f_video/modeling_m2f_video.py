@@ -1,0 +1,553 @@
+"""Mask2Former for video instance segmentation (Cheng et al., 2021, "Mask2Former for Video Instance Segmentation").
+
+The video model is transformers' image Mask2Former with three changes, and nothing else:
+
+1. the backbone and pixel decoder run on every frame; the masked cross-attention of the transformer decoder then
+   attends to the features of all T frames at once (T·h·w keys per level);
+2. the position encoding of a key is the spatial sine encoding plus a sine encoding of its frame index;
+3. each query predicts a mask volume: `einsum("bqc,btchw->bqthw", mask_embedding, mask_features)`, and the
+   attention mask of the next layer is that volume resized per frame.
+
+Every module is a transformers Mask2Former module or a thin subclass of one that keeps its parameter names, so the
+state dict of [`Mask2FormerVideoForVideoInstanceSegmentation`] has exactly the keys of
+`Mask2FormerForUniversalSegmentation`: image checkpoints load unchanged.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+from scipy.optimize import linear_sum_assignment
+from torch import Tensor, nn
+from transformers.models.mask2former.modeling_mask2former import (
+    Mask2FormerForUniversalSegmentationOutput,
+    Mask2FormerHungarianMatcher,
+    Mask2FormerLoss,
+    Mask2FormerMaskPredictor,
+    Mask2FormerModelOutput,
+    Mask2FormerPixelLevelModule,
+    Mask2FormerPixelLevelModuleOutput,
+    Mask2FormerPreTrainedModel,
+    Mask2FormerTransformerModule,
+    pair_wise_dice_loss,
+    pair_wise_sigmoid_cross_entropy_loss,
+    sample_point,
+)
+
+from .configuration import Mask2FormerVideoConfig
+
+
+@dataclass
+class Mask2FormerVideoModelOutput(Mask2FormerModelOutput):
+    r"""
+    Outputs of [`Mask2FormerVideoModel`]. Same fields as transformers' `Mask2FormerModelOutput`; the per-frame
+    tensors of the backbone and pixel decoder have the B·T frames as their batch dimension, and
+    `masks_queries_logits` holds one `(batch_size, num_queries, num_frames, height/4, width/4)` mask volume per
+    decoder prediction (the first one is made from the learned queries before any decoder layer).
+    """
+
+
+@dataclass
+class Mask2FormerVideoForVideoInstanceSegmentationOutput(Mask2FormerForUniversalSegmentationOutput):
+    r"""
+    Outputs of [`Mask2FormerVideoForVideoInstanceSegmentation`].
+
+    `class_queries_logits` is `(batch_size, num_queries, num_labels + 1)` (the last column is "no object") and
+    `masks_queries_logits` is `(batch_size, num_queries, num_frames, height/4, width/4)`, both from the last decoder
+    layer. `auxiliary_logits` lists the same two tensors for every earlier prediction. `loss_dict` holds the weighted
+    loss terms (class, mask and dice for the last layer and for every auxiliary prediction) when labels are given.
+    """
+
+    loss_dict: dict[str, Tensor] | None = None
+
+
+class FrozenBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d with fixed statistics and affine parameters, like detectron2's `FrozenBN`.
+
+    It subclasses `nn.BatchNorm2d` so that the state-dict keys (including `num_batches_tracked`) stay those of
+    transformers' ResNet: image checkpoints load unchanged. It always normalises with the running statistics, also
+    in training mode, and its weight and bias are not trained.
+    """
+
+    def forward(self, hidden_state: Tensor) -> Tensor:
+        return nn.functional.batch_norm(
+            hidden_state, self.running_mean, self.running_var, self.weight, self.bias, training=False, eps=self.eps
+        )
+
+
+def freeze_batch_norms(module: nn.Module) -> None:
+    """Turns every `nn.BatchNorm2d` below `module` into a [`FrozenBatchNorm2d`] in place (parameters are kept)."""
+    for submodule in module.modules():
+        if type(submodule) is nn.BatchNorm2d:
+            submodule.__class__ = FrozenBatchNorm2d
+            submodule.weight.requires_grad_(False)
+            submodule.bias.requires_grad_(False)
+
+
+def temporal_sine_embedding(
+    num_frames: int, num_features: int, device: torch.device, dtype: torch.dtype, temperature: int = 10000
+) -> Tensor:
+    """Sine encoding of the frame index, normalised over the clip like the spatial one: shape `(num_frames, num_features)`.
+
+    Frame t (1-based) sits at t / (T + 1e-6) * 2π; features alternate sin and cos over `num_features / 2`
+    frequencies, as in the official 3-D position encoding.
+    """
+    frame_position = torch.arange(1, num_frames + 1, dtype=dtype, device=device)
+    frame_position = frame_position / (frame_position[-1:] + 1e-6) * 2 * math.pi
+    dim_t = torch.arange(num_features, dtype=torch.int64, device=device).to(dtype)
+    dim_t = temperature ** (2 * torch.div(dim_t, 2, rounding_mode="floor") / num_features)
+    angles = frame_position[:, None] / dim_t  # (T, num_features)
+    return torch.stack((angles[:, 0::2].sin(), angles[:, 1::2].cos()), dim=2).flatten(1)
+
+
+class Mask2FormerVideoPixelLevelModule(Mask2FormerPixelLevelModule):
+    """Backbone + pixel decoder of the image model, run on frames (optionally a chunk of frames at a time).
+
+    Chunking bounds the memory of this part in the number of frames; every frame is processed independently, so
+    the outputs are identical to the unchunked run.
+    """
+
+    def __init__(self, config: Mask2FormerVideoConfig):
+        super().__init__(config)
+        backbone_type = config.backbone_config.model_type
+        if backbone_type == "resnet" and config.backbone_frozen_batch_norm:
+            freeze_batch_norms(self.encoder)
+        if backbone_type == "swin" and config.swin_pad_small_windows:
+            from .swin_official import pad_small_swin_windows
+
+            pad_small_swin_windows(self.encoder)
+
+    def forward(
+        self, pixel_values: Tensor, output_hidden_states: bool = False, frame_chunk_size: int | None = None
+    ) -> Mask2FormerPixelLevelModuleOutput:
+        """`pixel_values` is `(frames, 3, height, width)`; every output has the frames as its batch dimension."""
+        if frame_chunk_size is None or frame_chunk_size >= pixel_values.shape[0]:
+            return super().forward(pixel_values, output_hidden_states=output_hidden_states)
+        run_frames = super().forward
+        chunk_outputs = [
+            run_frames(chunk, output_hidden_states=output_hidden_states)
+            for chunk in pixel_values.split(frame_chunk_size)
+        ]
+        return Mask2FormerPixelLevelModuleOutput(
+            **{
+                field: _concatenate_frames([getattr(out, field) for out in chunk_outputs])
+                for field in chunk_outputs[0]
+            }
+        )
+
+
+def _concatenate_frames(chunks: list[Tensor | tuple[Tensor, ...] | None]) -> Tensor | tuple[Tensor, ...] | None:
+    """Joins per-chunk outputs (tensors or tuples of tensors) along the frame (batch) dimension."""
+    if isinstance(chunks[0], Tensor):
+        return torch.cat(chunks)
+    return tuple(torch.cat(level_chunks) for level_chunks in zip(*chunks))
+
+
+class Mask2FormerVideoMaskPredictor(Mask2FormerMaskPredictor):
+    """Predicts one mask volume per query and the attention mask the next decoder layer uses.
+
+    Parameters are those of the image predictor (the `mask_embedder` MLP); only the einsum runs over frames and the
+    attention mask is the volume resized frame by frame and flattened over (T, h, w).
+    """
+
+    def forward(
+        self, outputs: Tensor, pixel_embeddings: Tensor, attention_mask_target_size: tuple[int, int]
+    ) -> tuple[Tensor, Tensor]:
+        """
+        Args:
+            outputs: decoder queries after the layer norm, `(num_queries, batch_size, hidden_size)`.
+            pixel_embeddings: mask features `(batch_size, num_frames, mask_feature_size, height, width)`.
+            attention_mask_target_size: `(h, w)` of the feature level the next layer attends to.
+
+        Returns:
+            The mask logits `(batch_size, num_queries, num_frames, height, width)` and the boolean attention mask
+            `(batch_size * num_heads, num_queries, num_frames * h * w)`, True where attention is blocked.
+        """
+        mask_embeddings = self.mask_embedder(outputs.transpose(0, 1))  # (B, Q, C)
+        outputs_mask = torch.einsum("bqc,btchw->bqthw", mask_embeddings, pixel_embeddings)
+
+        batch_size, num_queries, num_frames = outputs_mask.shape[:3]
+        attention_mask = nn.functional.interpolate(
+            outputs_mask.flatten(0, 1), size=attention_mask_target_size, mode="bilinear", align_corners=False
+        )  # (B*Q, T, h, w)
+        # Blocked where sigmoid(logit) < 0.5, i.e. logit < 0; one copy of the mask per head.
+        attention_mask = (attention_mask.view(batch_size, 1, num_queries, -1) < 0).detach()
+        attention_mask = attention_mask.expand(-1, self.num_heads, -1, -1).flatten(0, 1)
+        return outputs_mask, attention_mask
+
+
+class Mask2FormerVideoTransformerModule(Mask2FormerTransformerModule):
+    """The image transformer module, attending over the keys of all frames at once.
+
+    The memory of every level is flattened over (T, h, w) with t slowest, and its position encoding is the spatial
+    sine encoding plus the temporal one. The decoder and its layers are the image model's, unchanged.
+    """
+
+    def __init__(self, in_features: int, config: Mask2FormerVideoConfig):
+        super().__init__(in_features=in_features, config=config)
+        self.decoder.mask_predictor = Mask2FormerVideoMaskPredictor(
+            hidden_size=config.hidden_dim,
+            num_heads=config.num_attention_heads,
+            mask_feature_size=config.mask_feature_size,
+        )
+
+    def forward(
+        self,
+        multi_scale_features: tuple[Tensor, ...],
+        mask_features: Tensor,
+        num_frames: int,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ):
+        """
+        Args:
+            multi_scale_features: three pixel-decoder maps, low to high resolution, each `(B*T, C, h, w)`.
+            mask_features: `(B*T, mask_feature_size, H/4, W/4)`.
+            num_frames: T.
+        """
+        memories, memory_position_embeddings, level_sizes = [], [], []
+        for level in range(self.num_feature_levels):
+            features = multi_scale_features[level]
+            frames, _, height, width = features.shape
+            batch_size = frames // num_frames
+            level_sizes.append((height, width))
+
+            memory = self.input_projections[level](features) + self.level_embed.weight[level][None, :, None, None]
+            memory = memory.view(batch_size, num_frames, -1, height * width)  # (B, T, C, h*w)
+            memories.append(memory.permute(1, 3, 0, 2).flatten(0, 1))  # (T*h*w, B, C)
+
+            spatial = self.position_embedder((batch_size, 1, height, width), features.device, features.dtype)
+            temporal = temporal_sine_embedding(num_frames, spatial.shape[1], features.device, features.dtype)
+            position = spatial[:, None] + temporal[None, :, :, None, None]  # (B, T, C, h, w)
+            memory_position_embeddings.append(position.flatten(3).permute(1, 3, 0, 2).flatten(0, 1))
+
+        query_embeddings = self.queries_embedder.weight.unsqueeze(1).repeat(1, batch_size, 1)  # (Q, B, C)
+        query_features = self.queries_features.weight.unsqueeze(1).repeat(1, batch_size, 1)
+        pixel_embeddings = mask_features.view(batch_size, num_frames, *mask_features.shape[1:])  # (B, T, C, H, W)
+
+        return self.decoder(
+            inputs_embeds=query_features,
+            multi_stage_positional_embeddings=memory_position_embeddings,
+            pixel_embeddings=pixel_embeddings,
+            encoder_hidden_states=memories,
+            query_position_embeddings=query_embeddings,
+            feature_size_list=level_sizes,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
+        )
+
+
+class Mask2FormerVideoHungarianMatcher(Mask2FormerHungarianMatcher):
+    """Matches queries to ground-truth tracks using the whole clip.
+
+    As in the official video matcher, one set of random points is drawn per video and used for all T frames, so the
+    mask and dice costs compare the (T × points) samples of a query's volume with those of a track.
+    """
+
+    @torch.no_grad()
+    def forward(
+        self,
+        masks_queries_logits: Tensor,
+        class_queries_logits: Tensor,
+        mask_labels: list[Tensor],
+        class_labels: list[Tensor],
+    ) -> list[tuple[Tensor, Tensor]]:
+        """`masks_queries_logits` is `(B, Q, T, h, w)`; `mask_labels[i]` is `(N_i, T, H, W)`."""
+        indices = []
+        for pred_masks, pred_logits, target_masks, target_classes in zip(
+            masks_queries_logits, class_queries_logits, mask_labels, class_labels
+        ):
+            cost_class = -pred_logits.softmax(-1)[:, target_classes]  # (Q, N)
+            points = torch.rand(1, self.num_points, 2, device=pred_masks.device)
+            # The frames act as channels of sample_point: every frame is sampled at the same points.
+            pred_points = sample_point(pred_masks, points.expand(pred_masks.shape[0], -1, -1), align_corners=False)
+            target_points = sample_point(
+                target_masks.to(pred_masks), points.expand(target_masks.shape[0], -1, -1), align_corners=False
+            )
+            pred_points, target_points = pred_points.flatten(1), target_points.flatten(1)  # (Q, T*P), (N, T*P)
+            cost_matrix = (
+                self.cost_mask * pair_wise_sigmoid_cross_entropy_loss(pred_points, target_points)
+                + self.cost_class * cost_class
+                + self.cost_dice * pair_wise_dice_loss(pred_points, target_points)
+            )
+            max_value = torch.finfo(cost_matrix.dtype).max
+            cost_matrix = torch.nan_to_num(cost_matrix, nan=max_value, posinf=max_value, neginf=max_value)
+            query_indices, target_indices = linear_sum_assignment(cost_matrix.cpu())
+            indices.append((torch.as_tensor(query_indices), torch.as_tensor(target_indices)))
+        return indices
+
+
+class Mask2FormerVideoLoss(Mask2FormerLoss):
+    """The image Mask2Former criterion with the video matcher and per-frame mask losses.
+
+    After matching on whole clips, the mask and dice losses treat each frame of a matched (query, track) pair as one
+    2-D mask with its own importance-sampled points (as the official VideoSetCriterion does), normalised by the
+    number of tracks. Class loss, no-object weight and deep supervision are the image criterion's.
+    """
+
+    def __init__(self, config: Mask2FormerVideoConfig, weight_dict: dict[str, float]):
+        super().__init__(config=config, weight_dict=weight_dict)
+        self.matcher = Mask2FormerVideoHungarianMatcher(
+            cost_class=config.class_weight,
+            cost_mask=config.mask_weight,
+            cost_dice=config.dice_weight,
+            num_points=config.train_num_points,
+        )
+
+    def loss_masks(
+        self,
+        masks_queries_logits: Tensor,
+        mask_labels: list[Tensor],
+        indices: list[tuple[Tensor, Tensor]],
+        num_masks: Tensor,
+    ) -> dict[str, Tensor]:
+        """Per-frame point losses: each (query, track) match becomes T matches of 2-D masks."""
+        num_frames = masks_queries_logits.shape[2]
+        frame_offsets = torch.arange(num_frames)
+        frame_indices = [
+            (
+                (queries[:, None] * num_frames + frame_offsets).flatten(),
+                (targets[:, None] * num_frames + frame_offsets).flatten(),
+            )
+            for queries, targets in indices
+        ]
+        return super().loss_masks(
+            masks_queries_logits.flatten(1, 2),  # (B, Q*T, h, w)
+            [masks.flatten(0, 1) for masks in mask_labels],  # (N*T, H, W) per video
+            frame_indices,
+            num_masks,
+        )
+
+
+class Mask2FormerVideoPreTrainedModel(Mask2FormerPreTrainedModel):
+    config_class = Mask2FormerVideoConfig
+    config: Mask2FormerVideoConfig
+    main_input_name = "pixel_values_videos"
+    input_modalities = ("video",)
+    supports_gradient_checkpointing = True
+
+
+def _check_video_input(pixel_values_videos: Tensor, pixel_mask: Tensor | None) -> None:
+    """Raises a ValueError naming the problem when the input is not a batch of RGB videos."""
+    if not isinstance(pixel_values_videos, Tensor):
+        raise ValueError(f"pixel_values_videos must be a torch.Tensor, got {type(pixel_values_videos).__name__}")
+    if pixel_values_videos.ndim != 5:
+        raise ValueError(
+            "pixel_values_videos must have shape (batch_size, num_frames, 3, height, width), "
+            f"got {pixel_values_videos.ndim} dimensions: {tuple(pixel_values_videos.shape)}"
+        )
+    batch_size, num_frames, num_channels, height, width = pixel_values_videos.shape
+    if num_frames == 0:
+        raise ValueError("pixel_values_videos has 0 frames; a video needs at least one frame")
+    if num_channels != 3:
+        raise ValueError(f"pixel_values_videos must have 3 (RGB) channels in dimension 2, got {num_channels}")
+    if pixel_mask is not None and tuple(pixel_mask.shape) != (batch_size, height, width):
+        raise ValueError(
+            f"pixel_mask must have shape {(batch_size, height, width)} to match pixel_values_videos, "
+            f"got {tuple(pixel_mask.shape)}"
+        )
+
+
+class Mask2FormerVideoModel(Mask2FormerVideoPreTrainedModel):
+    """Backbone, pixel decoder and the spatio-temporal transformer decoder, without the class head."""
+
+    def __init__(self, config: Mask2FormerVideoConfig):
+        super().__init__(config)
+        self.pixel_level_module = Mask2FormerVideoPixelLevelModule(config)
+        self.transformer_module = Mask2FormerVideoTransformerModule(in_features=config.feature_size, config=config)
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values_videos: Tensor,
+        pixel_mask: Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> Mask2FormerVideoModelOutput | tuple:
+        r"""
+        Args:
+            pixel_values_videos (`torch.FloatTensor` of shape `(batch_size, num_frames, 3, height, width)`):
+                Normalised, padded frames, as [`Mask2FormerVideoProcessor`] returns them. Videos of a batch share T.
+            pixel_mask (`torch.LongTensor` of shape `(batch_size, height, width)`, *optional*):
+                1 for real pixels, 0 for padding. Accepted for API compatibility and checked; like the official
+                model, the network processes the padded border as image content, so it does not change the outputs.
+        """
+        _check_video_input(pixel_values_videos, pixel_mask)
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+
+        num_frames = pixel_values_videos.shape[1]
+        pixel_level_output = self.pixel_level_module(
+            pixel_values_videos.flatten(0, 1),  # (B*T, 3, H, W)
+            output_hidden_states=output_hidden_states,
+            frame_chunk_size=self.config.frame_chunk_size,
+        )
+        decoder_output = self.transformer_module(
+            multi_scale_features=pixel_level_output.decoder_hidden_states,
+            mask_features=pixel_level_output.decoder_last_hidden_state,
+            num_frames=num_frames,
+            output_hidden_states=True,
+            output_attentions=output_attentions,
+        )
+
+        output = Mask2FormerVideoModelOutput(
+            encoder_last_hidden_state=pixel_level_output.encoder_last_hidden_state,
+            pixel_decoder_last_hidden_state=pixel_level_output.decoder_last_hidden_state,
+            transformer_decoder_last_hidden_state=decoder_output.last_hidden_state,
+            encoder_hidden_states=pixel_level_output.encoder_hidden_states if output_hidden_states else None,
+            pixel_decoder_hidden_states=pixel_level_output.decoder_hidden_states if output_hidden_states else None,
+            transformer_decoder_hidden_states=decoder_output.hidden_states if output_hidden_states else None,
+            transformer_decoder_intermediate_states=decoder_output.intermediate_hidden_states,
+            attentions=decoder_output.attentions,
+            masks_queries_logits=decoder_output.masks_queries_logits,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+class Mask2FormerVideoForVideoInstanceSegmentation(Mask2FormerVideoPreTrainedModel):
+    """[`Mask2FormerVideoModel`] with the class head, the training loss and hooks for post-processing.
+
+    Example:
+
+    ```python
+    >>> import numpy as np, torch
+    >>> from modeling_m2f_video import (
+    ...     Mask2FormerVideoConfig, Mask2FormerVideoForVideoInstanceSegmentation, Mask2FormerVideoProcessor
+    ... )
+    >>> model = Mask2FormerVideoForVideoInstanceSegmentation(Mask2FormerVideoConfig.from_preset("r50-ytvis2019")).eval()
+    >>> processor = Mask2FormerVideoProcessor()
+    >>> video = np.zeros((4, 360, 640, 3), dtype=np.uint8)  # (T, H, W, 3)
+    >>> inputs = processor(video, return_tensors="pt")
+    >>> with torch.no_grad():
+    ...     outputs = model(**inputs)
+    >>> outputs.masks_queries_logits.shape  # (B, Q, T, H/4, W/4)
+    torch.Size([1, 100, 4, 96, 160])
+    ```
+    """
+
+    def __init__(self, config: Mask2FormerVideoConfig):
+        super().__init__(config)
+        self.model = Mask2FormerVideoModel(config)
+        self.weight_dict = {
+            "loss_cross_entropy": config.class_weight,
+            "loss_mask": config.mask_weight,
+            "loss_dice": config.dice_weight,
+        }
+        self.class_predictor = nn.Linear(config.hidden_dim, config.num_labels + 1)
+        self.criterion = Mask2FormerVideoLoss(config=config, weight_dict=self.weight_dict)
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values_videos: Tensor,
+        mask_labels: list[Tensor] | None = None,
+        class_labels: list[Tensor] | None = None,
+        pixel_mask: Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_auxiliary_logits: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> Mask2FormerVideoForVideoInstanceSegmentationOutput | tuple:
+        r"""
+        Args:
+            pixel_values_videos (`torch.FloatTensor` of shape `(batch_size, num_frames, 3, height, width)`):
+                Normalised, padded frames from [`Mask2FormerVideoProcessor`].
+            mask_labels (`list[torch.Tensor]`, *optional*):
+                Per video, the ground-truth track masks `(num_tracks, num_frames, height, width)` at the padded input
+                size (a track absent from a frame has an empty mask there).
+            class_labels (`list[torch.LongTensor]`, *optional*):
+                Per video, the class of each track `(num_tracks,)`, in `[0, num_labels)`.
+            pixel_mask (`torch.LongTensor` of shape `(batch_size, height, width)`, *optional*):
+                See [`Mask2FormerVideoModel.forward`].
+            output_auxiliary_logits (`bool`, *optional*):
+                Whether to return the predictions of every decoder layer in `auxiliary_logits`.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        output_auxiliary_logits = (
+            output_auxiliary_logits if output_auxiliary_logits is not None else self.config.output_auxiliary_logits
+        )
+        outputs = self.model(
+            pixel_values_videos=pixel_values_videos,
+            pixel_mask=pixel_mask,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
+        )
+
+        # One class prediction per decoder prediction (the layer-normed queries), (B, Q, K+1) each.
+        class_queries_logits = [
+            self.class_predictor(queries.transpose(0, 1))
+            for queries in outputs.transformer_decoder_intermediate_states
+        ]
+        masks_queries_logits = outputs.masks_queries_logits
+        auxiliary_logits = [
+            {"class_queries_logits": classes, "masks_queries_logits": masks}
+            for classes, masks in zip(class_queries_logits[:-1], masks_queries_logits[:-1])
+        ]
+
+        loss, loss_dict = None, None
+        if mask_labels is not None and class_labels is not None:
+            self._check_labels(mask_labels, class_labels, pixel_values_videos.shape[:2])
+            loss_dict = self.criterion(
+                masks_queries_logits=masks_queries_logits[-1],
+                class_queries_logits=class_queries_logits[-1],
+                mask_labels=mask_labels,
+                class_labels=class_labels,
+                auxiliary_predictions=auxiliary_logits if self.config.use_auxiliary_loss else None,
+            )
+            loss_dict = {
+                name: value * weight
+                for name, value in loss_dict.items()
+                for key, weight in self.weight_dict.items()
+                if name.startswith(key)
+            }
+            loss = sum(loss_dict.values())
+        elif (mask_labels is None) != (class_labels is None):
+            raise ValueError("Training needs both mask_labels and class_labels; only one of them was given")
+
+        output = Mask2FormerVideoForVideoInstanceSegmentationOutput(
+            loss=loss,
+            class_queries_logits=class_queries_logits[-1],
+            masks_queries_logits=masks_queries_logits[-1],
+            auxiliary_logits=auxiliary_logits if output_auxiliary_logits else None,
+            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
+            pixel_decoder_last_hidden_state=outputs.pixel_decoder_last_hidden_state,
+            transformer_decoder_last_hidden_state=outputs.transformer_decoder_last_hidden_state,
+            encoder_hidden_states=outputs.encoder_hidden_states,
+            pixel_decoder_hidden_states=outputs.pixel_decoder_hidden_states,
+            transformer_decoder_hidden_states=outputs.transformer_decoder_hidden_states,
+            attentions=outputs.attentions,
+            loss_dict=loss_dict,
+        )
+        return output if return_dict else output.to_tuple()
+
+    def _check_labels(self, mask_labels: list[Tensor], class_labels: list[Tensor], batch_and_frames: torch.Size):
+        """Raises a ValueError naming the video whose labels do not fit the input, before the loss sees them."""
+        batch_size, num_frames = batch_and_frames
+        if len(mask_labels) != batch_size or len(class_labels) != batch_size:
+            raise ValueError(
+                f"Expected one mask_labels and one class_labels entry per video ({batch_size}), "
+                f"got {len(mask_labels)} and {len(class_labels)}"
+            )
+        for video, (masks, classes) in enumerate(zip(mask_labels, class_labels)):
+            if masks.ndim != 4 or masks.shape[1] != num_frames:
+                raise ValueError(
+                    f"mask_labels[{video}] must have shape (num_tracks, {num_frames}, height, width), "
+                    f"got {tuple(masks.shape)}"
+                )
+            if classes.shape != (masks.shape[0],):
+                raise ValueError(
+                    f"class_labels[{video}] must have shape ({masks.shape[0]},) to match mask_labels[{video}], "
+                    f"got {tuple(classes.shape)}"
+                )
+            if classes.numel() and (classes.min() < 0 or classes.max() >= self.config.num_labels):
+                raise ValueError(
+                    f"class_labels[{video}] must lie in [0, {self.config.num_labels}), got {classes.tolist()}"
+                )
