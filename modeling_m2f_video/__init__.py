@@ -12,6 +12,7 @@ from .modeling_m2f_video import (
     Mask2FormerVideoModelOutput,
     Mask2FormerVideoPreTrainedModel,
 )
+from .processing.video_processing_m2f_video import Mask2FormerVideoProcessor
 
 register_auto_classes()
 
@@ -23,4 +24,5 @@ __all__ = [
     "Mask2FormerVideoModel",
     "Mask2FormerVideoModelOutput",
     "Mask2FormerVideoPreTrainedModel",
+    "Mask2FormerVideoProcessor",
 ]

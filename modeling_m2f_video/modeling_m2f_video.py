@@ -23,11 +23,14 @@ from transformers.models.mask2former.modeling_mask2former import (
     Mask2FormerForUniversalSegmentationOutput,
     Mask2FormerHungarianMatcher,
     Mask2FormerLoss,
+    Mask2FormerMaskedAttentionDecoderLayer,
+    Mask2FormerMaskedAttentionDecoderOutput,
     Mask2FormerMaskPredictor,
     Mask2FormerModelOutput,
     Mask2FormerPixelLevelModule,
     Mask2FormerPixelLevelModuleOutput,
     Mask2FormerPreTrainedModel,
+    Mask2FormerSinePositionEmbedding,
     Mask2FormerTransformerModule,
     pair_wise_dice_loss,
     pair_wise_sigmoid_cross_entropy_loss,
@@ -147,7 +150,8 @@ class Mask2FormerVideoMaskPredictor(Mask2FormerMaskPredictor):
     """Predicts one mask volume per query and the attention mask the next decoder layer uses.
 
     Parameters are those of the image predictor (the `mask_embedder` MLP); only the einsum runs over frames and the
-    attention mask is the volume resized frame by frame and flattened over (T, h, w).
+    attention mask is the volume resized frame by frame and flattened over (T, h, w). The attention mask has a
+    head dimension of 1: it is broadcast over the heads, never copied per head.
     """
 
     def forward(
@@ -161,31 +165,149 @@ class Mask2FormerVideoMaskPredictor(Mask2FormerMaskPredictor):
 
         Returns:
             The mask logits `(batch_size, num_queries, num_frames, height, width)` and the boolean attention mask
-            `(batch_size * num_heads, num_queries, num_frames * h * w)`, True where attention is blocked.
+            `(batch_size, 1, num_queries, num_frames * h * w)`, True where attention is blocked.
         """
         mask_embeddings = self.mask_embedder(outputs.transpose(0, 1))  # (B, Q, C)
         outputs_mask = torch.einsum("bqc,btchw->bqthw", mask_embeddings, pixel_embeddings)
 
-        batch_size, num_queries, num_frames = outputs_mask.shape[:3]
+        batch_size, num_queries = outputs_mask.shape[:2]
         attention_mask = nn.functional.interpolate(
             outputs_mask.flatten(0, 1), size=attention_mask_target_size, mode="bilinear", align_corners=False
         )  # (B*Q, T, h, w)
-        # Blocked where sigmoid(logit) < 0.5, i.e. logit < 0; one copy of the mask per head.
+        # Blocked where sigmoid(logit) < 0.5, i.e. logit < 0.
         attention_mask = (attention_mask.view(batch_size, 1, num_queries, -1) < 0).detach()
-        attention_mask = attention_mask.expand(-1, self.num_heads, -1, -1).flatten(0, 1)
         return outputs_mask, attention_mask
 
 
-class Mask2FormerVideoTransformerModule(Mask2FormerTransformerModule):
-    """The image transformer module, attending over the keys of all frames at once.
+def _sdpa_heads(states: Tensor, num_heads: int) -> Tensor:
+    """`(length, batch, channels)` -> `(batch, heads, length, channels / heads)`."""
+    length, batch_size, channels = states.shape
+    return states.view(length, batch_size, num_heads, channels // num_heads).permute(1, 2, 0, 3)
 
-    The memory of every level is flattened over (T, h, w) with t slowest, and its position encoding is the spatial
-    sine encoding plus the temporal one. The decoder and its layers are the image model's, unchanged.
+
+def _sdpa(query: Tensor, key: Tensor, value: Tensor, num_heads: int, allowed: Tensor | None, dropout: float) -> Tensor:
+    """Multi-head attention on projected `(length, batch, channels)` states; returns `(query length, batch, channels)`.
+
+    `allowed` is a boolean mask broadcast over heads, `(batch, 1, query length, key length)`, True where a query may
+    attend to a key.
+    """
+    output = nn.functional.scaled_dot_product_attention(
+        _sdpa_heads(query, num_heads),
+        _sdpa_heads(key, num_heads),
+        _sdpa_heads(value, num_heads),
+        attn_mask=allowed,
+        dropout_p=dropout,
+    )  # (B, heads, L, d)
+    return output.permute(2, 0, 1, 3).flatten(2)
+
+
+class Mask2FormerVideoDecoderLayer(Mask2FormerMaskedAttentionDecoderLayer):
+    """The image decoder layer (masked cross-attention, self-attention, FFN) computing attention with
+    `scaled_dot_product_attention` and a boolean mask broadcast over heads.
+
+    Parameters are the image layer's (`cross_attn` is an `nn.MultiheadAttention`, `self_attn` a
+    `Mask2FormerAttention`); only the computation changes. The image layer's own attention modules run instead when
+    attention weights are requested or the model was loaded with `attn_implementation="eager"`.
     """
 
-    def __init__(self, in_features: int, config: Mask2FormerVideoConfig):
-        super().__init__(in_features=in_features, config=config)
-        self.decoder.mask_predictor = Mask2FormerVideoMaskPredictor(
+    def forward(
+        self,
+        hidden_states: Tensor,
+        memory: Tensor,
+        memory_position_embeddings: Tensor,
+        query_position_embeddings: Tensor,
+        blocked: Tensor,
+        output_attentions: bool = False,
+    ) -> tuple[Tensor, ...]:
+        """
+        Args:
+            hidden_states: queries `(Q, B, C)`.
+            memory: keys and values of this layer's feature level over all frames, `(T*h*w, B, C)`.
+            memory_position_embeddings: their spatio-temporal position encoding, `(T*h*w, B, C)`.
+            query_position_embeddings: `(Q, B, C)`.
+            blocked: `(B, 1, Q, T*h*w)`, True where a query may not attend to a key.
+        """
+        eager = output_attentions or self.config._attn_implementation == "eager"
+
+        queries = self.cross_attn_layer_norm(hidden_states) if self.pre_norm else hidden_states
+        update, cross_attention_weights = self._cross_attention(
+            queries, query_position_embeddings, memory, memory_position_embeddings, blocked, eager
+        )
+        hidden_states = self._add_residual(hidden_states, update, self.cross_attn_layer_norm)
+
+        queries = self.self_attn_layer_norm(hidden_states) if self.pre_norm else hidden_states
+        update, self_attention_weights = self._self_attention(queries, query_position_embeddings, eager)
+        hidden_states = self._add_residual(hidden_states, update, self.self_attn_layer_norm)
+
+        queries = self.final_layer_norm(hidden_states) if self.pre_norm else hidden_states
+        update = self.activation_fn(self.fc1(queries))
+        update = self.fc2(nn.functional.dropout(update, p=self.activation_dropout, training=self.training))
+        hidden_states = self._add_residual(hidden_states, update, self.final_layer_norm)
+
+        if output_attentions:
+            return hidden_states, self_attention_weights, cross_attention_weights
+        return (hidden_states,)
+
+    def _add_residual(self, residual: Tensor, update: Tensor, norm: nn.LayerNorm) -> Tensor:
+        """Residual connection; post-norm layers normalise the sum (pre-norm ones normalised the input)."""
+        hidden_states = residual + nn.functional.dropout(update, p=self.dropout, training=self.training)
+        return hidden_states if self.pre_norm else norm(hidden_states)
+
+    def _cross_attention(
+        self, queries, query_position_embeddings, memory, memory_position_embeddings, blocked, eager
+    ) -> tuple[Tensor, Tensor | None]:
+        """Masked attention of the queries (+ position) to the memory (+ position for keys)."""
+        query, key = queries + query_position_embeddings, memory + memory_position_embeddings
+        attention = self.cross_attn
+        if eager:
+            per_head_mask = blocked.expand(-1, attention.num_heads, -1, -1).flatten(0, 1)  # (B*heads, Q, S)
+            return attention(query, key, memory, attn_mask=per_head_mask, need_weights=True)
+        weight_q, weight_k, weight_v = attention.in_proj_weight.chunk(3)
+        bias_q, bias_k, bias_v = attention.in_proj_bias.chunk(3)
+        output = _sdpa(
+            nn.functional.linear(query, weight_q, bias_q),
+            nn.functional.linear(key, weight_k, bias_k),
+            nn.functional.linear(memory, weight_v, bias_v),
+            attention.num_heads,
+            allowed=~blocked,
+            dropout=attention.dropout if self.training else 0.0,
+        )
+        return attention.out_proj(output), None
+
+    def _self_attention(self, queries, query_position_embeddings, eager) -> tuple[Tensor, Tensor | None]:
+        """Self-attention between the queries (position added to queries and keys, not to values)."""
+        attention = self.self_attn
+        if eager:
+            return attention(
+                hidden_states=queries, position_embeddings=query_position_embeddings, output_attentions=True
+            )
+        positioned = queries + query_position_embeddings
+        output = _sdpa(
+            attention.q_proj(positioned),
+            attention.k_proj(positioned),
+            attention.v_proj(queries),
+            attention.num_heads,
+            allowed=None,
+            dropout=attention.dropout if self.training else 0.0,
+        )
+        return attention.out_proj(output), None
+
+
+class Mask2FormerVideoMaskedAttentionDecoder(nn.Module):
+    """The image model's masked-attention decoder (same parameter names), run over the memory of all frames.
+
+    Each layer attends to one feature level (cycling low to high resolution) with the attention mask made from the
+    previous prediction. Mask volumes of earlier layers are only kept when asked for (training with deep supervision,
+    auxiliary outputs): at inference they are dropped as soon as their attention mask is made, which bounds memory.
+    """
+
+    def __init__(self, config: Mask2FormerVideoConfig):
+        super().__init__()
+        self.config = config
+        self.num_feature_levels = 3
+        self.layers = nn.ModuleList([Mask2FormerVideoDecoderLayer(config) for _ in range(config.decoder_layers - 1)])
+        self.layernorm = nn.LayerNorm(config.hidden_dim)
+        self.mask_predictor = Mask2FormerVideoMaskPredictor(
             hidden_size=config.hidden_dim,
             num_heads=config.num_attention_heads,
             mask_feature_size=config.mask_feature_size,
@@ -193,12 +315,104 @@ class Mask2FormerVideoTransformerModule(Mask2FormerTransformerModule):
 
     def forward(
         self,
+        query_features: Tensor,
+        query_position_embeddings: Tensor,
+        memories: list[Tensor],
+        memory_position_embeddings: list[Tensor],
+        mask_features: Tensor,
+        level_sizes: list[tuple[int, int]],
+        output_all_predictions: bool = True,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> Mask2FormerMaskedAttentionDecoderOutput:
+        """
+        Args:
+            query_features, query_position_embeddings: `(Q, B, C)`.
+            memories, memory_position_embeddings: per level, `(T*h*w, B, C)`.
+            mask_features: `(B, T, C, H/4, W/4)`.
+            level_sizes: `(h, w)` per level.
+            output_all_predictions: keep the prediction (normed queries and mask volume) of every layer, not only
+                the last one.
+        """
+        hidden_states = query_features
+        all_hidden_states = [] if output_hidden_states else None
+        attentions = [] if output_attentions else None
+        normed_states, mask_predictions = [], []
+
+        normed = self.layernorm(hidden_states)
+        masks, blocked = self.mask_predictor(normed, mask_features, level_sizes[0])
+        for index, layer in enumerate(self.layers):
+            if output_all_predictions:
+                normed_states.append(normed)
+                mask_predictions.append(masks)
+            if output_hidden_states:
+                all_hidden_states.append(hidden_states)
+            level = index % self.num_feature_levels
+            # A query whose mask is empty at this level attends everywhere instead of nowhere.
+            blocked = blocked & ~blocked.all(dim=-1, keepdim=True)
+            layer_outputs = layer(
+                hidden_states,
+                memories[level],
+                memory_position_embeddings[level],
+                query_position_embeddings,
+                blocked,
+                output_attentions,
+            )
+            hidden_states = layer_outputs[0]
+            if output_attentions:
+                attentions.append(layer_outputs[1:])
+            normed = self.layernorm(hidden_states)
+            masks, blocked = self.mask_predictor(
+                normed, mask_features, level_sizes[(index + 1) % self.num_feature_levels]
+            )
+
+        normed_states.append(normed)
+        mask_predictions.append(masks)
+        if output_hidden_states:
+            all_hidden_states.append(hidden_states)
+        return Mask2FormerMaskedAttentionDecoderOutput(
+            last_hidden_state=hidden_states.transpose(0, 1),
+            hidden_states=tuple(all_hidden_states) if output_hidden_states else None,
+            attentions=tuple(attentions) if output_attentions else None,
+            intermediate_hidden_states=tuple(normed_states),
+            masks_queries_logits=tuple(mask_predictions),
+        )
+
+
+class Mask2FormerVideoTransformerModule(Mask2FormerTransformerModule):
+    """The image transformer module, attending over the keys of all frames at once.
+
+    The memory of every level is flattened over (T, h, w) with t slowest, and its position encoding is the spatial
+    sine encoding plus the temporal one. Parameters and their names are the image module's.
+    """
+
+    def __init__(self, in_features: int, config: Mask2FormerVideoConfig):
+        # The image module's attributes, built here (not by its __init__) so that its image decoder is never made.
+        nn.Module.__init__(self)
+        hidden_dim = config.hidden_dim
+        self.num_feature_levels = 3
+        self.position_embedder = Mask2FormerSinePositionEmbedding(
+            num_position_features=hidden_dim // 2, normalize=True
+        )
+        self.queries_embedder = nn.Embedding(config.num_queries, hidden_dim)
+        self.queries_features = nn.Embedding(config.num_queries, hidden_dim)
+        needs_projection = in_features != hidden_dim or config.enforce_input_projection
+        self.input_projections = nn.ModuleList(
+            nn.Conv2d(in_features, hidden_dim, kernel_size=1) if needs_projection else nn.Sequential()
+            for _ in range(self.num_feature_levels)
+        )
+        self.decoder = Mask2FormerVideoMaskedAttentionDecoder(config)
+        self.level_embed = nn.Embedding(self.num_feature_levels, hidden_dim)
+
+    def forward(
+        self,
         multi_scale_features: tuple[Tensor, ...],
         mask_features: Tensor,
         num_frames: int,
+        output_all_predictions: bool = True,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
-    ):
+    ) -> Mask2FormerMaskedAttentionDecoderOutput:
         """
         Args:
             multi_scale_features: three pixel-decoder maps, low to high resolution, each `(B*T, C, h, w)`.
@@ -221,20 +435,16 @@ class Mask2FormerVideoTransformerModule(Mask2FormerTransformerModule):
             position = spatial[:, None] + temporal[None, :, :, None, None]  # (B, T, C, h, w)
             memory_position_embeddings.append(position.flatten(3).permute(1, 3, 0, 2).flatten(0, 1))
 
-        query_embeddings = self.queries_embedder.weight.unsqueeze(1).repeat(1, batch_size, 1)  # (Q, B, C)
-        query_features = self.queries_features.weight.unsqueeze(1).repeat(1, batch_size, 1)
-        pixel_embeddings = mask_features.view(batch_size, num_frames, *mask_features.shape[1:])  # (B, T, C, H, W)
-
         return self.decoder(
-            inputs_embeds=query_features,
-            multi_stage_positional_embeddings=memory_position_embeddings,
-            pixel_embeddings=pixel_embeddings,
-            encoder_hidden_states=memories,
-            query_position_embeddings=query_embeddings,
-            feature_size_list=level_sizes,
+            query_features=self.queries_features.weight.unsqueeze(1).repeat(1, batch_size, 1),  # (Q, B, C)
+            query_position_embeddings=self.queries_embedder.weight.unsqueeze(1).repeat(1, batch_size, 1),
+            memories=memories,
+            memory_position_embeddings=memory_position_embeddings,
+            mask_features=mask_features.view(batch_size, num_frames, *mask_features.shape[1:]),  # (B, T, C, H, W)
+            level_sizes=level_sizes,
+            output_all_predictions=output_all_predictions,
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
-            return_dict=True,
         )
 
 
@@ -326,6 +536,9 @@ class Mask2FormerVideoPreTrainedModel(Mask2FormerPreTrainedModel):
     main_input_name = "pixel_values_videos"
     input_modalities = ("video",)
     supports_gradient_checkpointing = True
+    # Attention runs through scaled_dot_product_attention; `attn_implementation="eager"` selects the image layers'
+    # own attention modules (the reference path).
+    _supports_sdpa = True
 
 
 def _check_video_input(pixel_values_videos: Tensor, pixel_mask: Tensor | None) -> None:
@@ -364,6 +577,7 @@ class Mask2FormerVideoModel(Mask2FormerVideoPreTrainedModel):
         pixel_mask: Tensor | None = None,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
+        output_all_predictions: bool = True,
         return_dict: bool | None = None,
         **kwargs,
     ) -> Mask2FormerVideoModelOutput | tuple:
@@ -374,6 +588,10 @@ class Mask2FormerVideoModel(Mask2FormerVideoPreTrainedModel):
             pixel_mask (`torch.LongTensor` of shape `(batch_size, height, width)`, *optional*):
                 1 for real pixels, 0 for padding. Accepted for API compatibility and checked; like the official
                 model, the network processes the padded border as image content, so it does not change the outputs.
+            output_all_predictions (`bool`, defaults to `True`):
+                Return the prediction of every decoder layer in `masks_queries_logits` and
+                `transformer_decoder_intermediate_states`. With `False` only the last one is kept, and the mask
+                volumes of earlier layers are freed as soon as they have served as attention masks.
         """
         _check_video_input(pixel_values_videos, pixel_mask)
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
@@ -392,7 +610,8 @@ class Mask2FormerVideoModel(Mask2FormerVideoPreTrainedModel):
             multi_scale_features=pixel_level_output.decoder_hidden_states,
             mask_features=pixel_level_output.decoder_last_hidden_state,
             num_frames=num_frames,
-            output_hidden_states=True,
+            output_all_predictions=output_all_predictions,
+            output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
         )
 
@@ -473,11 +692,18 @@ class Mask2FormerVideoForVideoInstanceSegmentation(Mask2FormerVideoPreTrainedMod
         output_auxiliary_logits = (
             output_auxiliary_logits if output_auxiliary_logits is not None else self.config.output_auxiliary_logits
         )
+        compute_loss = mask_labels is not None and class_labels is not None
+        if (mask_labels is None) != (class_labels is None):
+            raise ValueError("Training needs both mask_labels and class_labels; only one of them was given")
+        if compute_loss:
+            self._check_labels(mask_labels, class_labels, pixel_values_videos.shape[:2])
+        deep_supervision = compute_loss and self.config.use_auxiliary_loss
         outputs = self.model(
             pixel_values_videos=pixel_values_videos,
             pixel_mask=pixel_mask,
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
+            output_all_predictions=deep_supervision or bool(output_auxiliary_logits),
             return_dict=True,
         )
 
@@ -493,14 +719,13 @@ class Mask2FormerVideoForVideoInstanceSegmentation(Mask2FormerVideoPreTrainedMod
         ]
 
         loss, loss_dict = None, None
-        if mask_labels is not None and class_labels is not None:
-            self._check_labels(mask_labels, class_labels, pixel_values_videos.shape[:2])
+        if compute_loss:
             loss_dict = self.criterion(
                 masks_queries_logits=masks_queries_logits[-1],
                 class_queries_logits=class_queries_logits[-1],
                 mask_labels=mask_labels,
                 class_labels=class_labels,
-                auxiliary_predictions=auxiliary_logits if self.config.use_auxiliary_loss else None,
+                auxiliary_predictions=auxiliary_logits if deep_supervision else None,
             )
             loss_dict = {
                 name: value * weight
@@ -509,8 +734,6 @@ class Mask2FormerVideoForVideoInstanceSegmentation(Mask2FormerVideoPreTrainedMod
                 if name.startswith(key)
             }
             loss = sum(loss_dict.values())
-        elif (mask_labels is None) != (class_labels is None):
-            raise ValueError("Training needs both mask_labels and class_labels; only one of them was given")
 
         output = Mask2FormerVideoForVideoInstanceSegmentationOutput(
             loss=loss,
