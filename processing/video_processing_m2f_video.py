@@ -21,7 +21,6 @@ import numpy as np
 import PIL.Image
 import torch
 import torch.nn.functional as F
-from modeling_m2f_video.configuration import Mask2FormerVideoConfig
 from transformers.image_processing_utils import BatchFeature
 from transformers.image_utils import (
     IMAGENET_DEFAULT_MEAN,
@@ -33,6 +32,8 @@ from transformers.image_utils import (
 from transformers.processing_utils import Unpack, VideosKwargs
 from transformers.video_processing_utils import BaseVideoProcessor
 from transformers.video_utils import VideoMetadata, load_video
+
+from modeling_m2f_video.configuration import Mask2FormerVideoConfig
 
 # A size given as (height, width) per video: a list of pairs or a (B, 2) tensor.
 SizesInput = torch.Tensor | Sequence[Sequence[int]]

@@ -9,12 +9,13 @@ import PIL.Image
 import pytest
 import torch
 import torch.nn.functional as F
+from transformers import AutoVideoProcessor
+
 from modeling_m2f_video.configuration import Mask2FormerVideoConfig
 from modeling_m2f_video.processing.video_processing_m2f_video import (
     Mask2FormerVideoProcessor,
     get_resize_output_size,
 )
-from transformers import AutoVideoProcessor
 
 FIXTURE = Path(__file__).parents[1].parent / "shared/fixtures/official/r50_slim"
 OFFICIAL_MEAN = np.array([123.675, 116.28, 103.53], dtype=np.float32)
