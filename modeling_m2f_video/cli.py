@@ -9,7 +9,9 @@ import importlib
 import sys
 
 # Subcommand modules, imported lazily so that `m2f-video --help` stays fast.
-COMMAND_MODULES = ()
+COMMAND_MODULES = (
+    "modeling_m2f_video.commands.make_synthetic",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
