@@ -33,9 +33,10 @@ class Mask2FormerVideoConfig(Mask2FormerConfig):
             Replace the BatchNorm layers of a ResNet backbone by frozen ones (fixed statistics and affine
             parameters), as detectron2's `FrozenBN` does. The state-dict keys do not change.
         swin_pad_small_windows (`bool`, defaults to `False`):
-            Swin backbones only. `True` follows the official Mask2Former Swin: feature maps smaller than the
-            window are padded and keep the full window and shift. `False` follows transformers' Swin, which
-            shrinks the window and drops the shift there. Converted official checkpoints set it to `True`.
+            Swin backbones only. `True` pins the official Mask2Former Swin behaviour on feature maps smaller than the
+            window: pad them and keep the full window and shift. transformers 5.x' `SwinBackbone` already does this
+            on its own call path (it partitions with `always_partition=True`); the flag makes every call path of the
+            layers behave so, whatever the transformers version. Converted official checkpoints set it to `True`.
     """
 
     model_type = "mask2former_video"

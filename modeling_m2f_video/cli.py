@@ -11,6 +11,7 @@ import sys
 # Subcommand modules, imported lazily so that `m2f-video --help` stays fast.
 COMMAND_MODULES = (
     "modeling_m2f_video.commands.make_synthetic",
+    "modeling_m2f_video.commands.convert",
 )
 
 
