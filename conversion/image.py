@@ -17,9 +17,9 @@ from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation
 from transformers.utils import cached_file
 
 from modeling_m2f_video.configuration import Mask2FormerVideoConfig
+from modeling_m2f_video.hub import save_model_card
 
 from .errors import ConversionError
-from .model_card import write_model_card
 from .output import save_processor, staged_output, verify_model_folder
 
 CLASS_HEAD_KEYS = ("class_predictor.weight", "class_predictor.bias", "criterion.empty_weight")
@@ -140,11 +140,21 @@ def convert_image_checkpoint(
         raise ConversionError(f"image weights do not fit the video model: missing {missing}, unexpected {unexpected}")
     del image_state
     settings = image_processor_settings(model_dir_or_hub_id, config)
-    notes = ("class head re-initialised for the new label set",) if labels is not None else ()
+    notes = ("The class head was re-initialised for the new label set.",) if labels is not None else ()
     with staged_output(output_dir) as staging:
         video_model.save_pretrained(staging)
         save_processor(staging, settings)
-        write_model_card(staging, config=config, source=f"the image Mask2Former `{model_dir_or_hub_id}`", notes=notes)
+        save_model_card(
+            staging,
+            config,
+            how_made=" ".join(
+                (
+                    f"Converted from the image Mask2Former `{model_dir_or_hub_id}` with `m2f-video convert image`.",
+                    *notes,
+                )
+            ),
+            base_model=None if Path(model_dir_or_hub_id).exists() else str(model_dir_or_hub_id),
+        )
         if verify:
             verify_model_folder(staging)
     return Path(output_dir).expanduser().resolve()

@@ -22,12 +22,12 @@ import torch
 from tqdm.auto import tqdm
 
 from modeling_m2f_video.configuration import Mask2FormerVideoConfig
+from modeling_m2f_video.hub import OFFICIAL_WEIGHTS_LICENSE, paper_results, preset_of, save_model_card
 
 from .checkpoint_io import load_checkpoint, write_safetensors
 from .detectron2_config import load_yaml_config, processor_settings, video_config_from_detectron2
 from .errors import KeyMappingError
 from .key_mapping import CHECKED_BUFFERS, derived_tensor, map_name, rules_for, swin_relative_position_index
-from .model_card import write_model_card
 from .output import save_processor, staged_output, verify_model_folder
 
 TensorSpecs = dict[str, tuple[tuple[int, ...], torch.dtype]]
@@ -208,11 +208,17 @@ def convert_official_checkpoint(
         write_safetensors(staging / "model.safetensors", specs, converted_tensors(plan, source, specs))
         config.save_pretrained(staging)
         save_processor(staging, settings)
-        write_model_card(
+        preset = preset_of(config)
+        save_model_card(
             staging,
-            config=config,
-            source=f"the official Mask2Former checkpoint `{checkpoint_path.name}` with config `{config_path.name}`",
-            dataset=dataset,
+            config,
+            how_made=(
+                f"Converted from the official Mask2Former checkpoint `{checkpoint_path.name}` (config "
+                f"`{config_path.name}`) with `m2f-video convert official`; converted models reproduce the official "
+                "outputs to 1e-4."
+            ),
+            reported_results=paper_results(preset) if preset else None,
+            license=OFFICIAL_WEIGHTS_LICENSE,
         )
         if verify:
             verify_model_folder(staging)
