@@ -12,6 +12,7 @@ import sys
 COMMAND_MODULES = (
     "modeling_m2f_video.commands.make_synthetic",
     "modeling_m2f_video.commands.convert",
+    "modeling_m2f_video.commands.evaluate",
 )
 
 

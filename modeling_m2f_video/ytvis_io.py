@@ -1,0 +1,484 @@
+"""Reading and writing the YouTube-VIS file formats.
+
+Reading turns the annotation file (ground truth) and the submission file (results) into `Track`s whose
+per-frame masks are pycocotools compressed RLEs, checking every field on the way: a bad record raises a
+`ValueError` that names it, nothing is dropped silently. Writing goes the other way: the video processor's
+post-processing output becomes submission records, and `write_submission_zip` packs them the way the
+YouTube-VIS evaluation server expects (`results.json` inside a `.zip`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+JsonSource = dict | list | str | Path
+SUBMISSION_MEMBER = "results.json"  # the file the YouTube-VIS server reads from a submission zip
+
+# Compressed RLE strings (pycocotools' maskApi.c) store each number in 5-bit chunks, one per character
+# ('0' + chunk), low bits first; bit 0x20 of a character means "more chunks follow" and bit 0x10 of the last
+# chunk is the sign. From the fourth number on, each is stored as the difference to the run two before.
+# pycocotools reads the chunks with 32-bit shifts, so only numbers of at most 6 chunks (30 bits with the
+# sign) read back reliably; the run lengths of any real frame (under 2**29 pixels) fit.
+_CHAR_OFFSET = 48
+_MORE_BIT = 0x20
+_SIGN_BIT = 0x10
+_MAX_CHUNKS = 6
+
+
+@dataclass(frozen=True)
+class Video:
+    """A video of the ground truth: its frame size and number of frames."""
+
+    id: int
+    height: int
+    width: int
+    length: int
+
+
+@dataclass
+class Track:
+    """One object track: a ground-truth annotation or a predicted result.
+
+    `rles[t]` is frame t's mask as a pycocotools compressed RLE, or None where the object is absent;
+    `areas[t]` is that mask's pixel count (0 where absent). `avg_area` decides the area range (small /
+    medium / large): for ground truth the mean of the annotation's non-zero `areas` field, for results the
+    mean of the non-zero mask areas, as the official code computes them.
+    """
+
+    video_id: int
+    category_id: int
+    rles: list[dict | None]
+    areas: np.ndarray
+    avg_area: float
+    score: float = 0.0
+    ann_id: int = 0
+    iscrowd: bool = False
+
+
+@dataclass
+class GroundTruth:
+    """A parsed annotation file: videos and category names by id, and the tracks in file order."""
+
+    videos: dict[int, Video]
+    categories: dict[int, str]
+    tracks: list[Track]
+
+
+# ----------------------------------------------------------------------------------------------- reading
+
+
+def read_json(source: JsonSource, what: str) -> Any:
+    """Return `source` itself if it is already parsed, else the JSON content of the file it names.
+
+    A `.zip` file is read as a YouTube-VIS submission: the JSON is its `results.json`.
+    """
+    if isinstance(source, dict | list):
+        return source
+    try:
+        if Path(source).suffix.lower() == ".zip":
+            with zipfile.ZipFile(source) as archive:
+                return json.loads(archive.read(SUBMISSION_MEMBER))
+        with open(source, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{what} file {source}: malformed JSON ({error})") from error
+    except (zipfile.BadZipFile, KeyError) as error:
+        raise ValueError(f"{what} file {source}: not a zip holding {SUBMISSION_MEMBER} ({error})") from error
+
+
+def split_by_video(gt: JsonSource, results: JsonSource) -> tuple[list[list[dict]], list[dict]]:
+    """Split an annotation file and a submission into per-video examples for the `evaluate` module.
+
+    Returns `(predictions, references)` in the annotation file's video order: `predictions[i]` is the list of
+    result records of video i, `references[i]` is `{"video": ..., "annotations": [...]}`.
+    """
+    gt_data = read_json(gt, "ground truth")
+    results_data = read_json(results, "results")
+    parse_ground_truth(gt_data)  # only to report malformed ground truth by record
+    _require(isinstance(results_data, list), "results", "must be a JSON list of result records")
+    references = {video["id"]: {"video": video, "annotations": []} for video in gt_data["videos"]}
+    predictions: dict[Any, list[dict]] = {video_id: [] for video_id in references}
+    for annotation in gt_data["annotations"]:
+        references[annotation["video_id"]]["annotations"].append(annotation)
+    for index, record in enumerate(results_data):
+        _require(isinstance(record, dict), f"results[{index}]", "must be an object")
+        _require(record.get("video_id") in predictions, _result_where(index, record), "unknown video id")
+        predictions[record["video_id"]].append(record)
+    return list(predictions.values()), list(references.values())
+
+
+def parse_ground_truth(gt: JsonSource) -> GroundTruth:
+    """Parse and check a YouTube-VIS annotation file (a dict or the path of a JSON file)."""
+    data = read_json(gt, "ground truth")
+    _require(isinstance(data, dict), "ground truth", "must be a JSON object")
+    for key in ("videos", "categories", "annotations"):
+        _require(isinstance(data.get(key), list), "ground truth", f"needs a list under '{key}'")
+    videos = _parse_videos(data["videos"])
+    categories = _parse_categories(data["categories"])
+    _check_compressed_strings(data["annotations"], _annotation_where, videos)
+    tracks, seen_ids = [], set()
+    for i, ann in enumerate(data["annotations"]):
+        track = _parse_annotation(ann, i, videos, categories)
+        _require(track.ann_id not in seen_ids, _annotation_where(i, ann), "duplicate annotation id")
+        seen_ids.add(track.ann_id)
+        tracks.append(track)
+    return GroundTruth(videos=videos, categories=categories, tracks=tracks)
+
+
+def parse_results(results: JsonSource, ground_truth: GroundTruth) -> list[Track]:
+    """Parse and check a submission (a list of result records or the path of a JSON file).
+
+    Unlike the official code, uncompressed RLE (a list of run lengths) is accepted, and a result whose
+    category is not in the ground truth raises instead of being dropped.
+    """
+    data = read_json(results, "results")
+    _require(isinstance(data, list), "results", "must be a JSON list of result records")
+    _check_compressed_strings(data, _result_where, ground_truth.videos)
+    return [_parse_result(record, i, ground_truth) for i, record in enumerate(data)]
+
+
+def _parse_videos(records: list) -> dict[int, Video]:
+    videos = {}
+    for i, record in enumerate(records):
+        where = f"ground truth videos[{i}]"
+        _require(isinstance(record, dict), where, "must be an object")
+        where += f" (id {record.get('id')!r})"
+        length = record.get("length", len(record.get("file_names") or []))
+        for key, value in (("id", record.get("id")), ("height", record.get("height")), ("width", record.get("width"))):
+            _require(_is_int(value), where, f"'{key}' must be an integer")
+        _require(_is_int(length) and length > 0, where, "needs a positive 'length' (or 'file_names')")
+        _require(record["id"] not in videos, where, "duplicate video id")
+        videos[record["id"]] = Video(record["id"], record["height"], record["width"], length)
+    return videos
+
+
+def _parse_categories(records: list) -> dict[int, str]:
+    categories = {}
+    for i, record in enumerate(records):
+        where = f"ground truth categories[{i}]"
+        _require(isinstance(record, dict) and _is_int(record.get("id")), where, "needs an integer 'id'")
+        _require(record["id"] not in categories, where, f"duplicate category id {record['id']}")
+        categories[record["id"]] = str(record.get("name", record["id"]))
+    return categories
+
+
+def _parse_annotation(ann: Any, index: int, videos: dict[int, Video], categories: dict[int, str]) -> Track:
+    _require(isinstance(ann, dict), f"ground truth annotations[{index}]", "must be an object")
+    where = _annotation_where(index, ann)
+    _require(_is_int(ann.get("id")), where, "'id' must be an integer")
+    video = _known_video(ann.get("video_id"), videos, where)
+    _require(ann.get("category_id") in categories, where, f"unknown category id {ann.get('category_id')!r}")
+    _require(ann.get("iscrowd", 0) in (0, 1), where, "'iscrowd' must be 0 or 1")
+    for key, size in (("height", video.height), ("width", video.width)):
+        _require(ann.get(key, size) == size, where, f"'{key}' {ann.get(key)} disagrees with video {video.id}")
+    rles = _track_rles(ann.get("segmentations"), video, where, polygons=True)
+    areas = _rle_areas(rles)
+    return Track(
+        video_id=video.id,
+        category_id=ann["category_id"],
+        rles=rles,
+        areas=areas,
+        avg_area=_annotated_avg_area(ann, video, areas, where),
+        ann_id=ann["id"],
+        iscrowd=bool(ann.get("iscrowd", 0)),
+    )
+
+
+def _annotated_avg_area(ann: dict, video: Video, mask_areas: np.ndarray, where: str) -> float:
+    """Mean of the non-null, non-zero entries of the `areas` field (0 if none), as the official code does.
+
+    The official code needs the field; when it is missing, the mask areas stand in for it.
+    """
+    areas = ann.get("areas")
+    if areas is None:
+        areas = mask_areas.tolist()
+    _require(isinstance(areas, list) and len(areas) == video.length, where, f"'areas' needs {video.length} entries")
+    _require(all(a is None or _is_number(a) for a in areas), where, "'areas' entries must be numbers or null")
+    counted = [a for a in areas if a]
+    return float(np.array(counted).mean()) if counted else 0.0
+
+
+def _parse_result(record: Any, index: int, ground_truth: GroundTruth) -> Track:
+    _require(isinstance(record, dict), f"results[{index}]", "must be an object")
+    where = _result_where(index, record)
+    video = _known_video(record.get("video_id"), ground_truth.videos, where)
+    category_id = record.get("category_id")
+    _require(category_id in ground_truth.categories, where, f"category id {category_id!r} not in the ground truth")
+    score = record.get("score")
+    _require(_is_number(score) and math.isfinite(score), where, "'score' must be a finite number")
+    rles = _track_rles(record.get("segmentations"), video, where, polygons=False)
+    areas = _rle_areas(rles)
+    nonzero = areas[areas > 0]
+    return Track(
+        video_id=video.id,
+        category_id=category_id,
+        rles=rles,
+        areas=areas,
+        avg_area=float(nonzero.mean()) if nonzero.size else 0.0,
+        score=float(score),
+    )
+
+
+def _annotation_where(index: int, ann: dict) -> str:
+    """How error messages name a ground-truth annotation."""
+    return f"ground truth annotations[{index}] (id {ann.get('id')!r})"
+
+
+def _result_where(index: int, record: dict) -> str:
+    """How error messages name a result record."""
+    return f"results[{index}] (video_id {record.get('video_id')!r}, category_id {record.get('category_id')!r})"
+
+
+def _known_video(video_id: Any, videos: dict[int, Video], where: str) -> Video:
+    _require(_is_int(video_id) and video_id in videos, where, f"unknown video id {video_id!r}")
+    return videos[video_id]
+
+
+# ------------------------------------------------------------------------------------------------- masks
+
+
+def _track_rles(segmentations: Any, video: Video, where: str, polygons: bool) -> list[dict | None]:
+    """Check a track's per-frame segmentations and return them as compressed RLEs (None where absent).
+
+    A falsy entry (null, [] or {}) means "absent", as in the official code. Uncompressed RLEs and polygons
+    are converted with pycocotools; compressed strings are checked all at once before pycocotools reads them.
+    """
+    _require(
+        isinstance(segmentations, list) and len(segmentations) == video.length,
+        where,
+        f"'segmentations' must be a list of {video.length} entries, one per frame of video {video.id}",
+    )
+    rles: list[dict | None] = []
+    for t, segm in enumerate(segmentations):
+        frame = f"{where}: segmentations[{t}]"
+        if not segm:
+            rles.append(None)
+        elif isinstance(segm, dict):
+            rles.append(_frame_rle(segm, video, frame))
+        elif polygons and isinstance(segm, list):
+            rles.append(_polygon_rle(segm, video, frame))
+        else:
+            allowed = "an RLE object, a polygon list or null" if polygons else "an RLE object or null"
+            raise ValueError(f"{frame}: must be {allowed}")
+    return rles
+
+
+def _frame_rle(segm: dict, video: Video, where: str) -> dict:
+    """Check one RLE object's size and counts type; convert uncompressed counts to a compressed RLE."""
+    size, counts = segm.get("size"), segm.get("counts")
+    _require(
+        _fits(segm, video), where, f"RLE size {size!r} disagrees with video {video.id} ({video.height}x{video.width})"
+    )
+    if isinstance(counts, str | bytes):
+        return {"size": [video.height, video.width], "counts": counts}
+    _require(isinstance(counts, list), where, "RLE 'counts' must be a string or a list of run lengths")
+    runs = np.asarray(counts)
+    total = video.height * video.width
+    _require(
+        runs.ndim == 1 and (runs.size == 0 or runs.dtype.kind in "iu"),
+        where,
+        "RLE 'counts' must be a flat list of integers",
+    )
+    _require(bool(np.all(runs >= 0)) and int(runs.sum()) == total, where, f"RLE runs must sum to {total} pixels")
+    return mask_utils.frPyObjects({"size": [video.height, video.width], "counts": counts}, video.height, video.width)
+
+
+def _fits(segm: dict, video: Video) -> bool:
+    """Whether an RLE object's `size` is the video's [height, width]."""
+    size = segm.get("size")
+    return isinstance(size, list | tuple) and list(size) == [video.height, video.width]
+
+
+def _polygon_rle(polygons: list, video: Video, where: str) -> dict:
+    """Rasterise a frame's polygons (a list of [x0, y0, x1, y1, ...] lists) into one compressed RLE."""
+    _require(
+        all(isinstance(p, list) and len(p) >= 4 and len(p) % 2 == 0 and all(map(_is_number, p)) for p in polygons),
+        where,
+        "polygons must be lists of an even number (>= 4) of coordinates",
+    )
+    return mask_utils.merge(mask_utils.frPyObjects(polygons, video.height, video.width))
+
+
+def _check_compressed_strings(records: list, where: Callable[[int, dict], str], videos: dict[int, Video]) -> None:
+    """Check every compressed RLE string of a file with one vectorised decode, before pycocotools reads any.
+
+    A string must be well formed and its runs must cover its video's frame exactly. Records whose structure
+    is wrong are skipped here: the record-by-record parsing reports them.
+    """
+    strings, totals, places = [], [], []
+    for i, record in enumerate(records):
+        video = (
+            videos.get(record.get("video_id"))
+            if isinstance(record, dict) and _is_int(record.get("video_id"))
+            else None
+        )
+        segmentations = record.get("segmentations") if video else None
+        for t, segm in enumerate(segmentations if isinstance(segmentations, list) else []):
+            if isinstance(segm, dict) and isinstance(segm.get("counts"), str | bytes) and _fits(segm, video):
+                strings.append(segm["counts"])
+                totals.append(video.height * video.width)
+                places.append((i, t))
+    encoded = []
+    for string, (i, t) in zip(strings, places, strict=True):
+        try:
+            encoded.append(string.encode("ascii") if isinstance(string, str) else string)
+        except UnicodeEncodeError as error:
+            raise ValueError(f"{where(i, records[i])}: segmentations[{t}]: RLE counts are not ASCII") from error
+    runs, owner, well_formed = decode_rle_strings(encoded)
+    covered = np.bincount(owner, weights=runs, minlength=len(encoded)) == np.array(totals)
+    bad = np.flatnonzero(~(well_formed & covered))
+    if bad.size:
+        i, t = places[bad[0]]
+        raise ValueError(
+            f"{where(i, records[i])}: segmentations[{t}]: invalid compressed RLE counts {strings[bad[0]]!r} "
+            f"(malformed, or runs not summing to the {totals[bad[0]]} pixels of the frame)"
+        )
+
+
+def decode_rle_strings(strings: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decode many pycocotools compressed RLE strings at once, with numpy (no loop over characters).
+
+    Returns `(runs, owner, well_formed)`: the run lengths of all strings concatenated, the index of the
+    string each run belongs to, and per string whether it is well formed (characters '0'..'o' only, every
+    number complete and at most 6 characters long, every run length non-negative).
+    """
+    n = len(strings)
+    lengths = np.fromiter(map(len, strings), dtype=np.int64, count=n)
+    codes = np.frombuffer(b"".join(strings), dtype=np.uint8).astype(np.int64) - _CHAR_OFFSET
+    if codes.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.ones(n, bool)
+    char_owner = np.repeat(np.arange(n), lengths)
+    # A number ends at a character without the "more" bit; each string's last character ends one in any
+    # case, so that a truncated string cannot run into the next one.
+    ends = (codes & _MORE_BIT) == 0
+    string_last_char = np.cumsum(lengths)[lengths > 0] - 1
+    truncated = ~ends[string_last_char]
+    ends[string_last_char] = True
+
+    end_positions = np.flatnonzero(ends)
+    starts = np.concatenate(([0], end_positions[:-1] + 1))
+    chunk_index = np.arange(codes.size) - starts[np.cumsum(ends) - ends]
+    chunks = (codes & 0x1F) << (5 * np.minimum(chunk_index, _MAX_CHUNKS - 1))
+    numbers = np.add.reduceat(chunks, starts)
+    negative = (codes[end_positions] & _SIGN_BIT) != 0
+    numbers -= negative * (np.int64(1) << (5 * (np.minimum(chunk_index[end_positions], _MAX_CHUNKS - 1) + 1)))
+
+    owner = char_owner[end_positions]
+    runs = _undo_differences(numbers, owner, n)
+    bad_chars = (codes < 0) | (codes > 63) | (chunk_index >= _MAX_CHUNKS)
+    malformed = np.bincount(char_owner[bad_chars], minlength=n) > 0
+    malformed[np.flatnonzero(lengths > 0)[truncated]] = True
+    malformed |= np.bincount(owner[runs < 0], minlength=n) > 0
+    return runs, owner, ~malformed
+
+
+def _undo_differences(numbers: np.ndarray, owner: np.ndarray, n_strings: int) -> np.ndarray:
+    """Turn stored numbers into run lengths: run[m] = number[m] + run[m-2] from the fourth run (m = 3) on.
+
+    So the odd runs are running sums of the odd-position numbers, and the even runs from m = 2 on are
+    running sums of the even-position numbers from m = 2 on; the sums restart at each string.
+    """
+    first_of_string = np.concatenate(([0], np.cumsum(np.bincount(owner, minlength=n_strings))[:-1]))
+    position = np.arange(numbers.size) - first_of_string[owner]
+    runs = numbers.copy()
+    for chain in (position % 2 == 1, (position % 2 == 0) & (position >= 2)):
+        sums = np.cumsum(np.where(chain, numbers, 0))
+        before_string = np.concatenate(([0], sums))[first_of_string]
+        runs = np.where(chain, sums - before_string[owner], runs)
+    return runs
+
+
+def _rle_areas(rles: list[dict | None]) -> np.ndarray:
+    """Pixel count of each frame's mask (0 where absent), with one pycocotools call for the whole track."""
+    areas = np.zeros(len(rles), dtype=np.int64)
+    present = [t for t, rle in enumerate(rles) if rle is not None]
+    if present:
+        areas[present] = mask_utils.area([rles[t] for t in present])
+    return areas
+
+
+# ----------------------------------------------------------------------------------------------- writing
+
+
+def predictions_to_records(
+    prediction: Mapping[str, Any], video_id: int, label_to_category: Mapping[int, int] | Sequence[int]
+) -> list[dict]:
+    """Turn one video's post-processing output into YouTube-VIS submission records.
+
+    `prediction` holds `scores` (K,), `labels` (K,) 0-based model label ids and `masks` (K, T, H, W) bool,
+    as tensors or arrays; `label_to_category[label]` is the dataset category id of a label. Each record is
+    `{video_id, category_id, score, segmentations}` with one compressed RLE per frame (counts as str), or
+    None where the mask is empty. All K*T masks are encoded with a single pycocotools call.
+    """
+    scores, labels, masks = (_to_numpy(prediction[key]) for key in ("scores", "labels", "masks"))
+    if masks.ndim != 4 or len(scores) != len(masks) or len(labels) != len(masks):
+        raise ValueError(f"video {video_id}: expected scores (K,), labels (K,) and masks (K, T, H, W)")
+    num_tracks, num_frames, height, width = masks.shape
+    frames = np.asfortranarray(masks.reshape(-1, height, width).transpose(1, 2, 0).astype(np.uint8))
+    encoded = mask_utils.encode(frames) if frames.shape[2] else []
+    nonempty = masks.reshape(num_tracks, num_frames, -1).any(axis=2)
+    records = []
+    for k in range(num_tracks):
+        label = int(labels[k])
+        try:
+            category_id = label_to_category[label]
+        except (KeyError, IndexError) as error:
+            raise ValueError(f"video {video_id}: label {label} has no category id") from error
+        track = encoded[k * num_frames : (k + 1) * num_frames]
+        segmentations = [_rle_to_json(rle) if nonempty[k, t] else None for t, rle in enumerate(track)]
+        records.append(
+            {
+                "video_id": video_id,
+                "category_id": int(category_id),
+                "score": float(scores[k]),
+                "segmentations": segmentations,
+            }
+        )
+    return records
+
+
+def write_submission_zip(records: list[dict], path: str | Path) -> Path:
+    """Write `records` as `results.json` inside the zip file `path` (what the YouTube-VIS server expects)."""
+    path = Path(path)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(SUBMISSION_MEMBER, json.dumps(records))
+    return path
+
+
+def _rle_to_json(rle: dict) -> dict:
+    counts = rle["counts"]
+    return {
+        "size": [int(s) for s in rle["size"]],
+        "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts,
+    }
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+
+def _require(condition: bool, where: str, message: str) -> None:
+    if not condition:
+        raise ValueError(f"{where}: {message}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

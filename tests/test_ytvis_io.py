@@ -1,0 +1,209 @@
+"""YouTube-VIS input checking (every bad input names its record), the RLE string decoder, and the writers."""
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from pycocotools import mask as mask_utils
+
+from modeling_m2f_video.ytvis_eval import evaluate_ytvis
+from modeling_m2f_video.ytvis_io import decode_rle_strings, predictions_to_records, write_submission_zip
+
+H, W, T = 8, 10, 2
+
+
+def encode(mask: np.ndarray) -> str:
+    return mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"].decode()
+
+
+def square() -> np.ndarray:
+    mask = np.zeros((H, W), dtype=bool)
+    mask[2:5, 3:7] = True
+    return mask
+
+
+def valid_case() -> tuple[dict, list]:
+    """One video of T frames (H x W), one GT track, one result: both the same square in every frame."""
+    segm = {"size": [H, W], "counts": encode(square())}
+    gt = {
+        "videos": [{"id": 1, "height": H, "width": W, "length": T}],
+        "categories": [{"id": 1, "name": "thing"}],
+        "annotations": [
+            {"id": 1, "video_id": 1, "category_id": 1, "iscrowd": 0, "segmentations": [segm] * T, "areas": [12] * T}
+        ],
+    }
+    return gt, [{"video_id": 1, "category_id": 1, "score": 0.5, "segmentations": [segm] * T}]
+
+
+def test_valid_case_is_a_perfect_score():
+    assert evaluate_ytvis(*valid_case()).stats["AP"] == pytest.approx(1.0, abs=1e-9)
+
+
+# --------------------------------------------------------------------------------------------- bad input
+
+RESULT_ERRORS = {
+    "unknown video id": (lambda r: r.update(video_id=99), "unknown video id 99"),
+    "unknown category": (lambda r: r.update(category_id=7), "category id 7 not in the ground truth"),
+    "missing score": (lambda r: r.pop("score"), "'score'"),
+    "nan score": (lambda r: r.update(score=float("nan")), "'score'"),
+    "too few frames": (lambda r: r["segmentations"].pop(), "list of 2 entries"),
+    "too many frames": (lambda r: r["segmentations"].append(None), "list of 2 entries"),
+    "polygon in results": (lambda r: r["segmentations"].__setitem__(0, [[1, 1, 5, 1, 5, 5]]), "RLE object or null"),
+    "size disagrees": (lambda r: r["segmentations"].__setitem__(0, {"size": [W, H], "counts": "0"}), "size"),
+    "missing counts": (lambda r: r["segmentations"].__setitem__(0, {"size": [H, W]}), "counts"),
+    "runs too short": (lambda r: r["segmentations"].__setitem__(0, {"size": [H, W], "counts": [5, 3]}), "sum to 80"),
+    "negative run": (lambda r: r["segmentations"].__setitem__(0, {"size": [H, W], "counts": [90, -10]}), "sum to 80"),
+    "float runs": (lambda r: r["segmentations"].__setitem__(0, {"size": [H, W], "counts": [40.0, 40.0]}), "integers"),
+    "bad character": (lambda r: r["segmentations"].__setitem__(0, {"size": [H, W], "counts": "5~2"}), "invalid"),
+    "truncated string": (lambda r: r["segmentations"].__setitem__(0, {"size": [H, W], "counts": "P1"}), "invalid"),
+    "wrong total string": (lambda r: r["segmentations"].__setitem__(0, {"size": [H, W], "counts": "52"}), "invalid"),
+    "non-ascii string": (lambda r: r["segmentations"].__setitem__(0, {"size": [H, W], "counts": "5é"}), "ASCII"),
+}
+
+
+@pytest.mark.parametrize("name", RESULT_ERRORS)
+def test_bad_result_raises_naming_the_record(name):
+    gt, results = valid_case()
+    results.insert(0, json.loads(json.dumps(results[0])))  # a good record first: the bad one is results[1]
+    spoil, message = RESULT_ERRORS[name]
+    spoil(results[1])
+    with pytest.raises(ValueError, match=r"results\[1\]") as error:
+        evaluate_ytvis(gt, results)
+    assert message in str(error.value)
+
+
+GT_ERRORS = {
+    "unknown video": (lambda g: g["annotations"][0].update(video_id=5), "unknown video id 5"),
+    "unknown category": (lambda g: g["annotations"][0].update(category_id=9), "unknown category id 9"),
+    "frame count": (lambda g: g["annotations"][0]["segmentations"].pop(), "list of 2 entries"),
+    "areas count": (lambda g: g["annotations"][0]["areas"].pop(), "'areas' needs 2"),
+    "height disagrees": (lambda g: g["annotations"][0].update(height=H + 1), "'height'"),
+    "rle size": (
+        lambda g: g["annotations"][0]["segmentations"].__setitem__(1, {"size": [1, 1], "counts": [1]}),
+        "size",
+    ),
+    "odd polygon": (lambda g: g["annotations"][0]["segmentations"].__setitem__(1, [[1, 2, 3, 4, 5]]), "polygons"),
+    "bad string": (
+        lambda g: g["annotations"][0]["segmentations"].__setitem__(1, {"size": [H, W], "counts": "??"}),
+        "invalid",
+    ),
+    "crowd flag": (lambda g: g["annotations"][0].update(iscrowd=2), "iscrowd"),
+    "duplicate id": (lambda g: g["annotations"].append(json.loads(json.dumps(g["annotations"][0]))), "duplicate"),
+}
+
+
+@pytest.mark.parametrize("name", GT_ERRORS)
+def test_bad_ground_truth_raises_naming_the_record(name):
+    gt, results = valid_case()
+    spoil, message = GT_ERRORS[name]
+    spoil(gt)
+    with pytest.raises(ValueError, match=r"ground truth annotations\[\d\] \(id 1\)") as error:
+        evaluate_ytvis(gt, results)
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("spoil", "message"),
+    [
+        (lambda g: g.pop("videos"), "needs a list under 'videos'"),
+        (lambda g: g["videos"][0].update(height="8"), r"videos\[0\] \(id 1\): 'height'"),
+        (lambda g: g["videos"].append(dict(g["videos"][0])), "duplicate video id"),
+        (lambda g: g["categories"].append({"id": 1}), "duplicate category id 1"),
+    ],
+)
+def test_bad_ground_truth_structure(spoil, message):
+    gt, results = valid_case()
+    spoil(gt)
+    with pytest.raises(ValueError, match=message):
+        evaluate_ytvis(gt, results)
+
+
+def test_malformed_json_files_raise_value_error(tmp_path):
+    gt, results = valid_case()
+    good_gt, good_results, broken = tmp_path / "gt.json", tmp_path / "results.json", tmp_path / "broken.json"
+    good_gt.write_text(json.dumps(gt))
+    good_results.write_text(json.dumps(results))
+    broken.write_text('{"videos": [')
+    with pytest.raises(ValueError, match="ground truth file .*broken.json: malformed JSON"):
+        evaluate_ytvis(broken, good_results)
+    with pytest.raises(ValueError, match="results file .*broken.json: malformed JSON"):
+        evaluate_ytvis(good_gt, broken)
+    with pytest.raises(ValueError, match="results: must be a JSON list"):
+        evaluate_ytvis(good_gt, {"not": "a list"})
+
+
+# ------------------------------------------------------------------------------------------- RLE strings
+
+
+def column_major_runs(mask: np.ndarray) -> list[int]:
+    flat = mask.flatten(order="F").astype(np.int8)
+    bounds = np.concatenate(([0], np.flatnonzero(np.diff(flat)) + 1, [flat.size]))
+    runs = np.diff(bounds).tolist()
+    return [0, *runs] if flat[0] else runs
+
+
+def test_decoder_recovers_run_lengths_of_pycocotools_strings():
+    rng = np.random.default_rng(0)
+    masks = [rng.random((rng.integers(1, 60), rng.integers(1, 60))) < p for p in rng.random(40)]
+    masks += [np.zeros((300, 400), bool), np.ones((300, 400), bool)]  # long runs: multi-character numbers
+    strings = [encode(m).encode() for m in masks]
+    runs, owner, well_formed = decode_rle_strings(strings)
+    assert well_formed.all()
+    for i, mask in enumerate(masks):
+        assert runs[owner == i].tolist() == column_major_runs(mask)
+
+
+def test_decoder_flags_malformed_strings_without_spoiling_the_others():
+    good = encode(square()).encode()
+    too_long = b"P" * 6 + b"0"  # one number of 7 characters ('P' is a zero chunk with the "more" bit)
+    strings = [good, b"5~2", good[:-1] + b"P", good, b"", too_long]
+    runs, owner, well_formed = decode_rle_strings(strings)
+    assert well_formed.tolist() == [True, False, False, True, True, False]
+    assert runs[owner == 3].tolist() == column_major_runs(square())
+
+
+# ----------------------------------------------------------------------------------------------- writers
+
+
+def test_predictions_to_records_round_trips_through_pycocotools():
+    rng = np.random.default_rng(1)
+    masks = torch.from_numpy(rng.random((3, 4, 12, 16)) < 0.3)
+    masks[1, 2] = False  # an empty frame is written as None
+    prediction = {"scores": torch.tensor([0.9, 0.25, 0.5]), "labels": torch.tensor([0, 2, 1]), "masks": masks}
+    records = predictions_to_records(prediction, video_id=7, label_to_category={0: 11, 1: 12, 2: 13})
+    assert [(r["video_id"], r["category_id"]) for r in records] == [(7, 11), (7, 13), (7, 12)]
+    assert [r["score"] for r in records] == pytest.approx([0.9, 0.25, 0.5])  # float32 scores, as Python floats
+    for k, record in enumerate(records):
+        for t, segm in enumerate(record["segmentations"]):
+            if k == 1 and t == 2:
+                assert segm is None
+                continue
+            assert isinstance(segm["counts"], str) and segm["size"] == [12, 16]
+            decoded = mask_utils.decode({"size": segm["size"], "counts": segm["counts"].encode()})
+            np.testing.assert_array_equal(decoded.astype(bool), masks[k, t].numpy())
+    json.dumps(records)  # plain JSON types only
+
+
+def test_predictions_to_records_accepts_a_label_list_and_rejects_unknown_labels():
+    prediction = {"scores": np.array([0.5]), "labels": np.array([1]), "masks": np.ones((1, 1, 2, 2), bool)}
+    assert predictions_to_records(prediction, 1, [40, 41])[0]["category_id"] == 41
+    with pytest.raises(ValueError, match="label 1 has no category id"):
+        predictions_to_records(prediction, 1, {0: 40})
+
+
+def test_written_records_evaluate_perfectly_against_the_masks_they_came_from():
+    gt, _ = valid_case()
+    masks = torch.from_numpy(np.stack([square()] * T))[None]
+    prediction = {"scores": torch.tensor([0.7]), "labels": torch.tensor([0]), "masks": masks}
+    records = predictions_to_records(prediction, video_id=1, label_to_category=[1])
+    assert evaluate_ytvis(gt, records).stats["AP"] == pytest.approx(1.0, abs=1e-9)
+
+
+def test_submission_zip_holds_results_json(tmp_path):
+    _, results = valid_case()
+    path = write_submission_zip(results, tmp_path / "submission.zip")
+    with zipfile.ZipFile(path) as archive:
+        assert archive.namelist() == ["results.json"]
+        assert json.loads(archive.read("results.json")) == results
