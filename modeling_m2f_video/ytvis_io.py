@@ -397,12 +397,17 @@ def _undo_differences(numbers: np.ndarray, owner: np.ndarray, n_strings: int) ->
     return runs
 
 
+# pycocotools' `area` fails on lists of more than 255 RLEs with numpy 2 (it sizes an index as uint8).
+_AREA_BATCH = 255
+
+
 def _rle_areas(rles: list[dict | None]) -> np.ndarray:
-    """Pixel count of each frame's mask (0 where absent), with one pycocotools call for the whole track."""
+    """Pixel count of each frame's mask (0 where absent), with one pycocotools call per 255 frames of the track."""
     areas = np.zeros(len(rles), dtype=np.int64)
     present = [t for t, rle in enumerate(rles) if rle is not None]
-    if present:
-        areas[present] = mask_utils.area([rles[t] for t in present])
+    for start in range(0, len(present), _AREA_BATCH):
+        frames = present[start : start + _AREA_BATCH]
+        areas[frames] = mask_utils.area([rles[t] for t in frames])
     return areas
 
 

@@ -207,3 +207,29 @@ def test_submission_zip_holds_results_json(tmp_path):
     with zipfile.ZipFile(path) as archive:
         assert archive.namelist() == ["results.json"]
         assert json.loads(archive.read("results.json")) == results
+
+
+def test_tracks_longer_than_255_frames_are_evaluated():
+    """pycocotools' area() breaks on more than 255 RLEs at once: long tracks must still get their areas."""
+    length = 300
+    segm = {"size": [H, W], "counts": encode(square())}
+    gt = {
+        "videos": [{"id": 1, "height": H, "width": W, "length": length}],
+        "categories": [{"id": 1, "name": "thing"}],
+        "annotations": [
+            {
+                "id": 1,
+                "video_id": 1,
+                "category_id": 1,
+                "iscrowd": 0,
+                "segmentations": [segm] * length,
+                "areas": [12] * length,
+            }
+        ],
+    }
+    half = [segm] * (length // 2) + [None] * (length // 2)
+    results = [{"video_id": 1, "category_id": 1, "score": 0.5, "segmentations": half}]
+    result = evaluate_ytvis(gt, results)
+    # IoU 0.5 exactly: a true positive at the 0.5 threshold only.
+    assert result.stats["AP50"] == pytest.approx(1.0, abs=1e-9)
+    assert result.stats["AP75"] == pytest.approx(0.0, abs=1e-9)
