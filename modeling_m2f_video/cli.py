@@ -13,6 +13,9 @@ COMMAND_MODULES = (
     "modeling_m2f_video.commands.make_synthetic",
     "modeling_m2f_video.commands.convert",
     "modeling_m2f_video.commands.evaluate",
+    "modeling_m2f_video.commands.predict",
+    "modeling_m2f_video.commands.demo",
+    "modeling_m2f_video.commands.hub",
 )
 
 

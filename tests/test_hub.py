@@ -1,0 +1,400 @@
+"""Model cards, the remote-code export and the upload command (`modeling_m2f_video.hub`), all offline."""
+
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_config
+from huggingface_hub import ModelCard
+
+from modeling_m2f_video import (
+    Mask2FormerVideoConfig,
+    Mask2FormerVideoForVideoInstanceSegmentation,
+    Mask2FormerVideoModel,
+    Mask2FormerVideoProcessor,
+    hub,
+)
+from modeling_m2f_video.cli import main
+from modeling_m2f_video.commands.hub import _size_text
+from modeling_m2f_video.configuration import PRESETS
+
+EVALUATED = hub.YouTubeVISResults("ytvis2019", {"AP": 47.1, "AP50": 70.2, "AP75": 51.3, "AR1": 44.0, "AR10": 55.5})
+
+
+def python_blocks(markdown: str) -> list[str]:
+    """The code of every ```python block of a Markdown text."""
+    return re.findall(r"```python\n(.*?)```", markdown, flags=re.DOTALL)
+
+
+def make_video(seed: int = 0) -> np.ndarray:
+    """A small (T, H, W, 3) uint8 clip."""
+    return np.random.default_rng(seed).integers(0, 256, size=(3, 48, 64, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    """A tiny random model folder with its processor and card, written by `save_pretrained_with_card`."""
+    torch.manual_seed(0)
+    model = Mask2FormerVideoForVideoInstanceSegmentation(tiny_config()).eval()
+    processor = Mask2FormerVideoProcessor(size={"shortest_edge": 64, "longest_edge": 128})
+    folder = tmp_path_factory.mktemp("hub") / "model"
+    return hub.save_pretrained_with_card(model, processor, folder, how_made="A random tiny model for tests.")
+
+
+@pytest.fixture(scope="module")
+def exported_dir(model_dir: Path) -> Path:
+    return hub.export_hub_folder(model_dir, model_dir.parent / "exported")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Model cards
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_card_metadata_parses_back(tmp_path):
+    card = hub.build_model_card(
+        tiny_config(),
+        how_made="Trained on the synthetic set.",
+        base_model="facebook/mask2former-swin-tiny-coco-instance",
+        eval_results=EVALUATED,
+        reported_results=hub.paper_results("r50-ytvis2019"),
+    )
+    card.save(tmp_path / "README.md")
+    data = ModelCard.load(tmp_path / "README.md").data
+
+    assert data.to_dict() == card.data.to_dict()
+    assert data.license == "apache-2.0"
+    assert data.library_name == "transformers"
+    assert data.pipeline_tag == hub.HUB_PIPELINE_TAG
+    assert data.tags == ["video-instance-segmentation", "mask2former", "youtube-vis"]
+    assert data.datasets == ["youtube-vis-2019"]
+    assert data.base_model == "facebook/mask2former-swin-tiny-coco-instance"
+    measured = {result.metric_name: result.metric_value for result in data.eval_results}
+    assert measured == dict(EVALUATED.metrics)  # the model-index holds the measured numbers
+    assert {result.dataset_name for result in data.eval_results} == {"YouTube-VIS 2019"}
+    assert all(result.source_url is None for result in data.eval_results)
+
+
+def test_card_marks_paper_numbers_as_reported(tmp_path):
+    config = Mask2FormerVideoConfig.from_preset("swin-large-ytvis2021")
+    card = hub.build_model_card(
+        config,
+        how_made="Converted from the official checkpoint `model_final_4da256.pkl`.",
+        reported_results=hub.paper_results(hub.preset_of(config)),
+        license=hub.OFFICIAL_WEIGHTS_LICENSE,
+    )
+    card.save(tmp_path / "README.md")
+    data = ModelCard.load(tmp_path / "README.md").data
+
+    (result,) = data.eval_results
+    assert (result.metric_type, result.metric_name, result.metric_value) == ("ap", "AP (reported)", 52.6)
+    assert result.source_url == hub.MODEL_ZOO_URL and "reported" in result.source_name
+    assert data.model_name == "mask2former-video-swin-large-ytvis2021"
+    assert data.license == "cc-by-nc-4.0" and data.datasets == ["youtube-vis-2021"]
+    assert "| reported ([Mask2Former model zoo]" in card.text and "| 52.6 |" in card.text
+
+
+def test_card_without_results_has_no_model_index(tmp_path):
+    path = hub.save_model_card(tmp_path, tiny_config(), how_made="Made by hand.")
+    data = ModelCard.load(path).data
+    assert data.eval_results is None and data.model_name is None and data.datasets is None
+    assert "model-index" not in path.read_text() and "## Results" not in path.read_text()
+
+
+def test_card_has_citations_usage_and_how_it_was_made():
+    text = hub.build_model_card(tiny_config(), how_made="Converted with `m2f-video convert official`.").text
+    assert "Masked-attention Mask Transformer for Universal Image Segmentation" in text
+    assert "Mask2Former for Video Instance Segmentation" in text and "arXiv:2112.10764" in text
+    assert "## How this folder was made\n\nConverted with `m2f-video convert official`." in text
+    assert "## Usage" in text and hub.PLACEHOLDER_MODEL_ID in text
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_has_its_paper_result(preset):
+    config = Mask2FormerVideoConfig.from_preset(preset)
+    assert hub.preset_of(config) == preset
+    assert hub.paper_results(preset).metrics["AP"] == hub.PAPER_AP[preset]
+
+
+def test_custom_configs_match_no_preset():
+    assert hub.preset_of(tiny_config()) is None
+    with pytest.raises(ValueError, match="No reported result"):
+        hub.paper_results("r50-coco")
+
+
+def test_results_are_validated():
+    with pytest.raises(ValueError, match="dataset"):
+        hub.YouTubeVISResults("ovis", {"AP": 1.0})
+    with pytest.raises(ValueError, match="metrics"):
+        hub.YouTubeVISResults("ytvis2021", {"mAP": 1.0})
+
+
+def test_card_usage_snippet_runs(model_dir, capsys):
+    snippet = python_blocks((model_dir / "README.md").read_text())[0]
+    exec(snippet.replace(hub.PLACEHOLDER_MODEL_ID, str(model_dir)), {})
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == tiny_config().test_top_k and "masks (4, 240, 320)" in printed[0]
+
+
+def test_save_pretrained_with_card_without_processor(tmp_path):
+    model = Mask2FormerVideoForVideoInstanceSegmentation(tiny_config())
+    folder = hub.save_pretrained_with_card(model, None, tmp_path / "out", how_made="Test.")
+    assert sorted(path.name for path in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Remote code
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class _DropImports(ast.NodeTransformer):
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> ast.Pass:
+        return ast.Pass()
+
+
+def _without_import_froms(source: str) -> str:
+    return ast.dump(_DropImports().visit(ast.parse(source)))
+
+
+def test_remote_code_is_the_package_code_with_relative_imports():
+    sources = hub.remote_code_sources()
+    assert set(hub.REMOTE_MODULES) <= {name.removesuffix(".py") for name in sources}
+    for module, flat in hub._flat_module_names().items():
+        generated = sources[f"{flat}.py"]
+        tree = ast.parse(generated)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                assert node.level == 1 or not node.module.startswith("modeling_m2f_video"), (flat, node.lineno)
+                if node.level:
+                    assert f"{node.module}.py" in sources, (flat, node.module)
+        original, _ = hub._module_source(module)
+        assert _without_import_froms(generated) == _without_import_froms(original), module
+
+
+def test_package_reexports_are_resolved_to_their_modules():
+    assert hub._defining_module("modeling_m2f_video.configuration", "Mask2FormerVideoConfig") == (
+        "modeling_m2f_video.configuration.configuration_m2f_video"
+    )
+    assert hub._defining_module("modeling_m2f_video.configuration", "PRESETS") == (
+        "modeling_m2f_video.configuration.presets"
+    )
+
+
+def test_export_writes_auto_maps_and_card(exported_dir):
+    config = json.loads((exported_dir / "config.json").read_text())
+    assert config["auto_map"] == {
+        "AutoConfig": "configuration_mask2former_video.Mask2FormerVideoConfig",
+        "AutoModel": "modeling_mask2former_video.Mask2FormerVideoModel",
+        "AutoModelForInstanceSegmentation": "modeling_mask2former_video.Mask2FormerVideoForVideoInstanceSegmentation",
+    }
+    task = config["custom_pipelines"]["video-instance-segmentation"]
+    assert task["impl"] == "pipeline_video_instance_segmentation.VideoInstanceSegmentationPipeline"
+    assert task["pt"] == ["AutoModelForInstanceSegmentation"]
+    processor = json.loads((exported_dir / "video_preprocessor_config.json").read_text())
+    assert processor["auto_map"] == {
+        "AutoVideoProcessor": "video_processing_mask2former_video.Mask2FormerVideoProcessor"
+    }
+    card = ModelCard.load(exported_dir / "README.md")
+    assert "custom_code" in card.data.tags and hub.REMOTE_USAGE_MARKER not in card.text
+    assert "trust_remote_code=True" in card.text
+    assert (exported_dir / "model.safetensors").read_bytes() == (
+        exported_dir.parent / "model" / "model.safetensors"
+    ).read_bytes()
+
+
+def test_export_refuses_bad_folders(model_dir, exported_dir, tmp_path):
+    with pytest.raises(hub.HubError, match="not empty"):
+        hub.export_hub_folder(model_dir, exported_dir)
+    with pytest.raises(hub.HubError, match="no config.json"):
+        hub.export_hub_folder(tmp_path, tmp_path / "out")
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "mask2former"}))
+    with pytest.raises(hub.HubError, match="not 'mask2former_video'"):
+        hub.export_hub_folder(tmp_path, tmp_path / "out")
+
+
+def test_export_creates_missing_processor_config_and_card(tmp_path):
+    Mask2FormerVideoForVideoInstanceSegmentation(tiny_config()).save_pretrained(tmp_path / "bare")
+    out = hub.export_hub_folder(tmp_path / "bare", tmp_path / "out", model_id="org/tiny")
+    processor = json.loads((out / "video_preprocessor_config.json").read_text())
+    assert processor["size"]["shortest_edge"] == tiny_config().test_shortest_edge and "auto_map" in processor
+    text = (out / "README.md").read_text()
+    assert '"org/tiny"' in text and hub.PLACEHOLDER_MODEL_ID not in text
+
+
+# Runs in a fresh interpreter that cannot import modeling_m2f_video: loads the exported folder through transformers
+# alone, saves what it computes for the parent test to compare, and runs the card's remote-code snippets.
+REMOTE_SCRIPT = r"""
+import re, sys
+from importlib.abc import MetaPathFinder
+
+class BlockPackage(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] == "modeling_m2f_video":
+            raise ImportError("modeling_m2f_video must not be imported here")
+
+sys.meta_path.insert(0, BlockPackage())
+import numpy as np
+import torch
+from transformers import AutoConfig, AutoModel, AutoModelForInstanceSegmentation, AutoVideoProcessor, pipeline
+
+folder, video_path, out_path = sys.argv[1:]
+video = np.load(video_path)
+config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
+processor = AutoVideoProcessor.from_pretrained(folder, trust_remote_code=True)
+model = AutoModelForInstanceSegmentation.from_pretrained(folder, trust_remote_code=True).eval()
+base = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+inputs = processor(video, return_tensors="pt")
+with torch.no_grad():
+    outputs = model(pixel_values_videos=inputs["pixel_values_videos"], pixel_mask=inputs["pixel_mask"])
+    base_outputs = base(pixel_values_videos=inputs["pixel_values_videos"], pixel_mask=inputs["pixel_mask"])
+instances = pipeline("video-instance-segmentation", model=folder, trust_remote_code=True)(video, top_k=4)
+
+card = open(f"{folder}/README.md").read()
+snippets = [code for code in re.findall(r"```python\n(.*?)```", card, flags=re.DOTALL) if "trust_remote_code" in code]
+for code in snippets:
+    exec(code.replace("ORG/NAME", folder), {})
+
+torch.save(
+    {
+        "classes": [type(obj).__module__ for obj in (config, processor, model, base)],
+        "class_queries_logits": outputs.class_queries_logits,
+        "masks_queries_logits": outputs.masks_queries_logits,
+        "decoder_last_hidden_state": base_outputs.transformer_decoder_last_hidden_state,
+        "pipeline": [(item["label_id"], item["score"], np.stack(item["masks"])) for item in instances],
+        "snippets_run": len(snippets),
+    },
+    out_path,
+)
+assert not [name for name in sys.modules if name.partition(".")[0] == "modeling_m2f_video"]
+"""
+
+
+@pytest.fixture(scope="module")
+def remote_run(exported_dir: Path) -> dict:
+    """What the exported folder computes in a fresh process without the package."""
+    work = exported_dir.parent / "remote"
+    work.mkdir()
+    np.save(work / "video.npy", make_video())
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    env.update(HF_HOME=str(work / "hf_home"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    command = [sys.executable, "-c", REMOTE_SCRIPT, str(exported_dir), str(work / "video.npy"), str(work / "out.pt")]
+    result = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return torch.load(work / "out.pt", weights_only=False)
+
+
+def test_exported_folder_loads_without_the_package(remote_run):
+    assert all(module.startswith("transformers_modules.") for module in remote_run["classes"])
+    assert remote_run["snippets_run"] == 2
+
+
+def test_exported_folder_gives_the_package_outputs(remote_run, model_dir):
+    processor = Mask2FormerVideoProcessor.from_pretrained(model_dir)
+    model = Mask2FormerVideoForVideoInstanceSegmentation.from_pretrained(model_dir).eval()
+    base = Mask2FormerVideoModel.from_pretrained(model_dir).eval()
+    inputs = processor(make_video(), return_tensors="pt")
+    with torch.no_grad():
+        outputs = model(pixel_values_videos=inputs["pixel_values_videos"], pixel_mask=inputs["pixel_mask"])
+        base_outputs = base(pixel_values_videos=inputs["pixel_values_videos"], pixel_mask=inputs["pixel_mask"])
+    torch.testing.assert_close(remote_run["class_queries_logits"], outputs.class_queries_logits)
+    torch.testing.assert_close(remote_run["masks_queries_logits"], outputs.masks_queries_logits)
+    torch.testing.assert_close(
+        remote_run["decoder_last_hidden_state"], base_outputs.transformer_decoder_last_hidden_state
+    )
+
+    expected = processor.post_process_video_instance_segmentation(
+        outputs, target_sizes=inputs["original_sizes"], top_k=4, resized_sizes=inputs["resized_sizes"]
+    )[0]
+    labels, scores, masks = zip(*remote_run["pipeline"])
+    assert list(labels) == expected["labels"].tolist()
+    np.testing.assert_allclose(scores, expected["scores"].numpy(), rtol=1e-5)
+    np.testing.assert_array_equal(np.stack(masks), expected["masks"].numpy())
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Command line: export-hub, push
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_export_hub_command(model_dir, tmp_path, capsys):
+    assert main(["export-hub", str(model_dir), "--output", str(tmp_path / "out"), "--repo-id", "org/tiny"]) == 0
+    assert "modeling_mask2former_video.py" in capsys.readouterr().out
+    assert '"org/tiny"' in (tmp_path / "out" / "README.md").read_text()
+    assert main(["export-hub", str(model_dir), "--output", str(tmp_path / "out")]) == 1
+    assert "not empty" in capsys.readouterr().err
+
+
+@pytest.fixture
+def no_hub(monkeypatch):
+    """Replaces `HfApi` in the hub module by a mock, so that nothing can reach the network."""
+    api_class = mock.MagicMock(name="HfApi")
+    api_class.return_value.upload_folder.return_value = "https://huggingface.co/org/name/commit/abc"
+    monkeypatch.setattr(hub, "HfApi", api_class)
+    return api_class
+
+
+def test_push_dry_run_lists_files_and_touches_nothing(exported_dir, no_hub, tmp_path, capsys):
+    folder = Path(shutil.copytree(exported_dir, tmp_path / "folder"))
+    (folder / "__pycache__").mkdir()
+    (folder / "__pycache__" / "modeling_mask2former_video.cpython-311.pyc").write_bytes(b"0")
+    (folder / ".DS_Store").write_bytes(b"0")
+    assert main(["push", str(folder), "--repo-id", "org/name", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("would upload") and "(private)" in out
+    listed = {line.split()[0] for line in out.splitlines()[1:]}
+    assert listed == {path.name for path in exported_dir.iterdir()}
+    assert f"  config.json  {_size_text((folder / 'config.json').stat().st_size)}" in out
+    no_hub.assert_not_called()
+
+
+def test_push_dry_run_warns_about_a_folder_without_remote_code(model_dir, no_hub, capsys):
+    assert main(["push", str(model_dir), "--repo-id", "org/name", "--dry-run", "--public"]) == 0
+    captured = capsys.readouterr()
+    assert "(public)" in captured.out and "no auto_map" in captured.err
+    no_hub.assert_not_called()
+
+
+def test_push_uploads_to_a_private_repository(exported_dir, no_hub, capsys):
+    assert main(["push", str(exported_dir), "--repo-id", "org/name", "--token", "hf_test"]) == 0
+    no_hub.assert_called_once_with(token="hf_test")
+    api = no_hub.return_value
+    api.create_repo.assert_called_once_with("org/name", repo_type="model", private=True, exist_ok=True)
+    api.upload_folder.assert_called_once_with(
+        folder_path=str(exported_dir),
+        repo_id="org/name",
+        repo_type="model",
+        ignore_patterns=hub.UPLOAD_IGNORE_PATTERNS,
+        commit_message="Upload Mask2Former video model",
+    )
+    assert "uploaded: https://huggingface.co/org/name/commit/abc" in capsys.readouterr().out
+
+
+def test_push_public(exported_dir, no_hub):
+    assert main(["push", str(exported_dir), "--repo-id", "org/name", "--public"]) == 0
+    assert no_hub.return_value.create_repo.call_args.kwargs["private"] is False
+
+
+@pytest.mark.parametrize("repo_id", ["name", "org/name/extra", "org/bad name", "org/-name-", ""])
+def test_push_rejects_bad_repository_ids(exported_dir, no_hub, repo_id, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["push", str(exported_dir), "--repo-id", repo_id, "--dry-run"])
+    assert exit_info.value.code == 2 and "--repo-id" in capsys.readouterr().err
+    no_hub.assert_not_called()
+
+
+def test_push_needs_a_repository_id_and_a_folder(tmp_path, no_hub, capsys):
+    with pytest.raises(SystemExit):
+        main(["push", str(tmp_path)])
+    assert main(["push", str(tmp_path / "missing"), "--repo-id", "org/name"]) == 1
+    assert main(["push", str(tmp_path), "--repo-id", "org/name"]) == 1  # empty folder
+    assert "no files to upload" in capsys.readouterr().err
+    no_hub.assert_not_called()

@@ -1,0 +1,191 @@
+"""Long videos: chunked backbone, low-resolution masks until top-k, and clip-by-clip inference with tracking."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from inference_helpers import HEIGHT, WIDTH, save_tiny_model, synthetic_frames
+
+import modeling_m2f_video.processing.video_processing_m2f_video as processing_module
+from modeling_m2f_video import Mask2FormerVideoForVideoInstanceSegmentation
+from modeling_m2f_video.long_video import clip_starts, match_queries, segment_video_by_clips
+from modeling_m2f_video.processing.video_processing_m2f_video import Mask2FormerVideoProcessor
+from modeling_m2f_video.video_io import VideoSource, open_video
+
+
+def assert_stored_close(stored: torch.Tensor, logits: torch.Tensor) -> None:
+    """The store keeps logits in float16: same signs, values to float16 precision."""
+    torch.testing.assert_close(stored, logits, atol=1e-6, rtol=1e-3)
+    assert torch.equal(stored > 0, logits > 0)
+
+
+@pytest.fixture(scope="module")
+def model_and_processor(tmp_path_factory):
+    folder = save_tiny_model(tmp_path_factory.mktemp("tiny_model"))
+    model = Mask2FormerVideoForVideoInstanceSegmentation.from_pretrained(folder).eval()
+    return model, Mask2FormerVideoProcessor.from_pretrained(folder)
+
+
+@pytest.mark.parametrize(("length", "clip", "overlap"), [(5, 8, 2), (20, 8, 2), (21, 8, 3), (9, 8, 1)])
+def test_clip_starts_cover_the_video_with_full_overlapping_windows(length, clip, overlap):
+    starts = clip_starts(length, clip, overlap)
+    assert starts[0] == 0 and min(starts[-1] + clip, length) == length
+    covered = set().union(*(range(s, min(s + clip, length)) for s in starts))
+    assert covered == set(range(length))
+    for previous, start in zip(starts, starts[1:]):
+        assert previous + clip - start >= overlap  # consecutive windows share at least `overlap` frames
+        assert start + clip <= length  # every window is full length
+
+
+def test_clip_starts_reject_windows_that_cannot_be_matched():
+    with pytest.raises(ValueError, match="overlap"):
+        clip_starts(20, 8, 0)
+    with pytest.raises(ValueError, match="overlap"):
+        clip_starts(20, 8, 8)
+
+
+def test_match_queries_finds_a_permutation_from_overlapping_masks():
+    generator = torch.Generator().manual_seed(1)
+    previous = torch.randn(6, 3, 8, 8, generator=generator) * 4
+    order = torch.randperm(6, generator=generator)
+    current = previous[order] + 0.1 * torch.randn(6, 3, 8, 8, generator=generator)
+    # Track i continues in the current query j where current[j] == previous[i], i.e. order[j] == i.
+    assert np.array_equal(order[match_queries(previous, current)].numpy(), np.arange(6))
+
+
+class _FrameIndexProcessor:
+    """Stands in for the processor: passes each frame's index (its pixel value) to the fake model."""
+
+    def __call__(self, frames, return_tensors="pt"):
+        indices = torch.from_numpy(frames[:, 0, 0, 0].astype(np.int64))
+        return {"pixel_values_videos": indices[None].float(), "resized_sizes": torch.tensor([[32, 32]])}
+
+
+class _PermutingModel:
+    """Stands in for the model: slices fixed whole-video outputs, shuffling the queries differently per call."""
+
+    device, dtype = torch.device("cpu"), torch.float32
+
+    def __init__(self, class_logits: torch.Tensor, mask_logits: torch.Tensor):
+        self.class_logits, self.mask_logits = class_logits, mask_logits
+        self.generator = torch.Generator().manual_seed(2)
+
+    def __call__(self, pixel_values_videos):
+        frames = pixel_values_videos[0].long()
+        order = torch.randperm(len(self.class_logits), generator=self.generator)
+        return SimpleNamespace(
+            class_queries_logits=self.class_logits[order][None],
+            masks_queries_logits=self.mask_logits[order][:, frames][None],
+        )
+
+
+def test_clip_by_clip_tracking_recovers_the_whole_video_instances():
+    """If each window's outputs are the whole video's (with queries shuffled), tracking must undo the shuffle."""
+    num_frames, num_queries, num_classes = 23, 6, 3
+    generator = torch.Generator().manual_seed(0)
+    class_logits = torch.randn(num_queries, num_classes + 1, generator=generator) * 3
+    mask_logits = torch.randn(num_queries, num_frames, 8, 8, generator=generator) * 3
+    frames = np.broadcast_to(np.arange(num_frames, dtype=np.uint8)[:, None, None, None], (num_frames, 32, 32, 3))
+
+    tracked = segment_video_by_clips(
+        _PermutingModel(class_logits, mask_logits), _FrameIndexProcessor(), frames, clip_length=7, overlap=2, top_k=5
+    )
+
+    scores = class_logits.softmax(-1)[:, :-1].flatten()
+    expected_scores, expected_indices = scores.topk(5)
+    np.testing.assert_allclose(tracked.scores, expected_scores.numpy(), rtol=1e-6)
+    np.testing.assert_array_equal(tracked.labels, (expected_indices % num_classes).numpy())
+    for rank, query in enumerate((expected_indices // num_classes).tolist()):
+        assert_stored_close(tracked.low_res_logits(rank), mask_logits[query])
+
+
+def test_single_window_clip_mode_keeps_the_models_masks(model_and_processor):
+    model, processor = model_and_processor
+    frames = synthetic_frames(6)
+    tracked = segment_video_by_clips(model, processor, frames, clip_length=8, overlap=2, top_k=4)
+
+    inputs = processor(frames, return_tensors="pt")
+    with torch.no_grad():
+        outputs = model(**inputs)
+    reference = processor.post_process_video_instance_segmentation(
+        outputs, target_sizes=[(HEIGHT, WIDTH)], top_k=4, resized_sizes=inputs["resized_sizes"]
+    )[0]
+    np.testing.assert_allclose(tracked.scores, reference["scores"].numpy(), rtol=1e-5)
+    np.testing.assert_array_equal(tracked.labels, reference["labels"].numpy())
+    for rank, query in enumerate(reference["query_indices"].tolist()):
+        assert_stored_close(tracked.low_res_logits(rank), outputs.masks_queries_logits[0, query])
+    # Upsampling float16 logits instead of float32 ones may flip a pixel whose logit is within rounding of 0.
+    dense = tracked.dense_masks()
+    assert dense.shape == reference["masks"].shape
+    assert (dense == reference["masks"].numpy()).mean() > 0.995
+
+
+def test_windows_are_read_lazily(model_and_processor):
+    """Clip-by-clip inference decodes a frame only when a window needs it, never the whole video up front."""
+    model, processor = model_and_processor
+    frames = synthetic_frames(14)
+    consumed = []
+
+    def read_frames():
+        for index, frame in enumerate(frames):
+            consumed.append(index)
+            yield frame
+
+    source = VideoSource("counted", len(frames), HEIGHT, WIDTH, "counted", read_frames)
+    seen_before_window = []
+    original_call = processor.__class__.__call__
+
+    def spy(self, videos, **kwargs):
+        seen_before_window.append(len(consumed))
+        return original_call(self, videos, **kwargs)
+
+    processor.__class__.__call__ = spy
+    try:
+        segment_video_by_clips(model, processor, source, clip_length=6, overlap=2)
+    finally:
+        processor.__class__.__call__ = original_call
+    window_ends = [start + 6 for start in clip_starts(14, 6, 2)]
+    assert seen_before_window == window_ends
+
+
+def test_chunked_backbone_gives_the_same_outputs(model_and_processor):
+    model, processor = model_and_processor
+    inputs = processor(synthetic_frames(7), return_tensors="pt")
+    with torch.no_grad():
+        whole = model(**inputs)
+        model.config.frame_chunk_size = 3
+        try:
+            chunked = model(**inputs)
+        finally:
+            model.config.frame_chunk_size = None
+    torch.testing.assert_close(chunked.class_queries_logits, whole.class_queries_logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(chunked.masks_queries_logits, whole.masks_queries_logits, atol=1e-4, rtol=1e-5)
+
+
+def test_post_processing_upsamples_only_the_kept_masks(model_and_processor, monkeypatch):
+    """Masks stay at 1/4 resolution until the top-k are chosen: only k single-query volumes are upsampled."""
+    model, processor = model_and_processor
+    inputs = processor(synthetic_frames(5), return_tensors="pt")
+    with torch.no_grad():
+        outputs = model(**inputs)
+    upsampled_shapes = []
+    interpolate = processing_module.F.interpolate
+
+    def recording_interpolate(tensor, *args, **kwargs):
+        upsampled_shapes.append(tuple(tensor.shape))
+        return interpolate(tensor, *args, **kwargs)
+
+    monkeypatch.setattr(processing_module.F, "interpolate", recording_interpolate)
+    processor.post_process_video_instance_segmentation(outputs, target_sizes=inputs["original_sizes"], top_k=2)
+    num_frames, low_res = 5, tuple(outputs.masks_queries_logits.shape[-2:])
+    assert len(upsampled_shapes) == 4  # two resizes per kept query
+    assert all(shape[:2] == (1, num_frames) for shape in upsampled_shapes)
+    assert upsampled_shapes[0][2:] == low_res
+
+
+def test_open_video_source_reads_every_frame_once():
+    frames = synthetic_frames(5)
+    source = open_video(frames, frame_stride=2)
+    assert source.num_frames == 3
+    np.testing.assert_array_equal(source.read(), frames[::2])
