@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "modeling_m2f_video.commands.predict",
     "modeling_m2f_video.commands.demo",
     "modeling_m2f_video.commands.hub",
+    "modeling_m2f_video.commands.train",
 )
 
 

@@ -17,6 +17,8 @@ import math
 from dataclasses import dataclass
 
 import torch
+from accelerate import PartialState
+from accelerate.utils import reduce
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 from transformers.models.mask2former.modeling_mask2former import (
@@ -528,6 +530,18 @@ class Mask2FormerVideoLoss(Mask2FormerLoss):
             frame_indices,
             num_masks,
         )
+
+    def get_num_masks(self, class_labels: list[Tensor], device: torch.device) -> Tensor:
+        """Number of tracks per process, averaged over processes (at least 1), to normalise the mask losses.
+
+        As the official criterion does (all-reduce sum, then divide by the world size). transformers' image
+        criterion averages over processes and then divides by their number again, which scales the mask and dice
+        losses by the number of processes.
+        """
+        num_masks = torch.as_tensor(sum(len(classes) for classes in class_labels), dtype=torch.float, device=device)
+        if PartialState._shared_state and PartialState().num_processes > 1:
+            num_masks = reduce(num_masks, reduction="mean")
+        return torch.clamp(num_masks, min=1)
 
 
 class Mask2FormerVideoPreTrainedModel(Mask2FormerPreTrainedModel):
