@@ -40,22 +40,47 @@ def frame_mask(instance: dict, frame: int) -> np.ndarray:
     return decode_rle(mask) if isinstance(mask, dict) else np.asarray(mask, dtype=bool)
 
 
+def select_for_display(instances: Sequence[dict], min_score: float = 0.5, max_overlap: float = 0.8) -> list[dict]:
+    """The instances worth drawing: scoring at least `min_score`, and not a copy of a better one.
+
+    Mask2Former keeps the top (query, class) pairs, so one object often appears several times, once per plausible
+    class, with the same mask. In pictures only the best of these is drawn: an instance whose mask volume
+    overlaps a better-scoring shown one with IoU above `max_overlap` is left out. Results files keep everything.
+    """
+    candidates = sorted((i for i in instances if i["score"] >= min_score), key=lambda i: -i["score"])
+    if len(candidates) < 2:
+        return candidates
+    num_frames = len(candidates[0]["masks"])
+    intersections = np.zeros((len(candidates), len(candidates)))
+    areas = np.zeros(len(candidates))
+    for frame in range(num_frames):
+        masks = np.stack([frame_mask(instance, frame).ravel() for instance in candidates]).astype(np.float32)
+        intersections += masks @ masks.T  # (K, K) overlapping pixels
+        areas += masks.sum(1)
+    ious = intersections / np.maximum(areas[:, None] + areas[None, :] - intersections, 1)
+    shown: list[int] = []
+    for index in range(len(candidates)):
+        if all(ious[index, kept] <= max_overlap for kept in shown):
+            shown.append(index)
+    return [candidates[index] for index in shown]
+
+
 def draw_instances(
     frame: np.ndarray, masks: Sequence[np.ndarray], colours: np.ndarray, captions: Sequence[str]
 ) -> np.ndarray:
     """One (H, W, 3) uint8 frame with each mask tinted in its colour, outlined, and captioned at its top left.
 
-    Masks are drawn in the given order, so later (lower-scoring) instances are drawn over earlier ones only
-    where they overlap; captions are drawn last so that none is covered by a mask.
+    Instances come best first; they are drawn in reverse, so that a better instance is drawn over a worse one where
+    they overlap, masks and captions alike (captions after all masks, so that no mask covers a caption).
     """
     canvas = frame.astype(np.float32)
-    for mask, colour in zip(masks, colours):
+    for mask, colour in zip(reversed(masks), reversed(colours)):
         canvas[mask] = (1 - MASK_OPACITY) * canvas[mask] + MASK_OPACITY * colour
         canvas[_outline(mask)] = colour
     image = Image.fromarray(np.clip(np.rint(canvas), 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default()
-    for mask, colour, text in zip(masks, colours, captions):
+    for mask, colour, text in zip(reversed(masks), reversed(colours), reversed(captions)):
         rows, cols = np.nonzero(mask)
         if len(rows):
             _draw_label(draw, font, (int(cols.min()), int(rows.min())), text, tuple(int(c) for c in colour))

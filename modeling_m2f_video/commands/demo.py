@@ -8,6 +8,7 @@ and how well each generated object was found (its mask IoU with the best predict
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from .predict import predict_videos, print_summary
 
 DEMO_SEED = 20240917  # not a seed of the demo model's training data
 DEMO_VIDEO_NAME = "demo_video"
+DEMO_MIN_OBJECTS = 3  # the default demo video shows several objects, so tracking and occlusion are visible
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,7 +42,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     # The demo model was trained on 96x128 synthetic videos (see demo_model/README.md).
     parser.add_argument("--height", type=int, default=96, help="frame height (default 96)")
     parser.add_argument("--width", type=int, default=128, help="frame width (default 128)")
-    parser.add_argument("--video-index", type=int, default=0, help="which generated video to use (default 0)")
+    parser.add_argument(
+        "--video-index",
+        type=int,
+        help=f"which generated video to use (default: the first with at least {DEMO_MIN_OBJECTS} objects)",
+    )
     parser.add_argument("--threshold", type=float, default=0.5, help="keep instances scoring above this (default 0.5)")
     parser.add_argument("--device", help="device for the model (default cpu, or the accelerator)")
     parser.add_argument("--no-progress", action="store_true", help="do not show progress bars")
@@ -55,13 +61,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"demo: error: {error}", file=sys.stderr)
         return 2
     num_classes = AutoConfig.from_pretrained(model_path).num_labels
-    video = generate_video(
-        args.video_index,
-        seed=DEMO_SEED,
-        num_frames=args.frames,
-        height=args.height,
-        width=args.width,
-        num_classes=num_classes,
+    video = demo_video(
+        args.video_index, num_frames=args.frames, height=args.height, width=args.width, num_classes=num_classes
     )
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
@@ -80,6 +81,17 @@ def run(args: argparse.Namespace) -> int:
     print_summary(summary)
     print_ground_truth_match(video, summary["results"], category_names(num_classes))
     return 0
+
+
+def demo_video(index: int | None, **video_options) -> SyntheticVideo:
+    """Generated video `index`, or by default the first one with at least `DEMO_MIN_OBJECTS` objects."""
+    if index is not None:
+        return generate_video(index, seed=DEMO_SEED, **video_options)
+    return next(
+        video
+        for video in (generate_video(i, seed=DEMO_SEED, **video_options) for i in itertools.count())
+        if len(video.labels) >= DEMO_MIN_OBJECTS
+    )
 
 
 def print_ground_truth_match(video: SyntheticVideo, results: list[dict], names: list[str]) -> None:

@@ -35,7 +35,7 @@ from transformers import pipeline
 from ..model_paths import resolve_model_path
 from ..pipeline_video_instance_segmentation import TASK, register_pipeline
 from ..video_io import list_videos, open_video
-from ..visualization import write_contact_sheet, write_overlay_video
+from ..visualization import select_for_display, write_contact_sheet, write_overlay_video
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -75,7 +75,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--overlay-threshold",
         type=float,
         default=0.5,
-        help="draw only instances scoring at least this in the pictures (default 0.5); results.json keeps all",
+        help=(
+            "draw only instances scoring at least this in the pictures (default 0.5), and of several instances with"
+            " the same mask only the best; results.json keeps all"
+        ),
     )
     parser.add_argument("--sheet-frames", type=int, default=8, help="frames on the contact sheet (default 8)")
     parser.add_argument("--no-pictures", action="store_true", help="write only the JSON files")
@@ -241,7 +244,7 @@ def _predict_one(
         entry.update(length=source.num_frames, height=source.height, width=source.width)
         instances = segmenter(source, **call_options)
         if picture_options is not None:
-            shown = [i for i in instances if i["score"] >= picture_options["overlay_threshold"]]
+            shown = select_for_display(instances, min_score=picture_options["overlay_threshold"])
             overlay = write_overlay_video(
                 output / f"{name}_overlay.mp4",
                 source,
