@@ -39,6 +39,8 @@ def small_model_config(args: argparse.Namespace) -> Mask2FormerVideoConfig:
     )
     return Mask2FormerVideoConfig(
         backbone_config=backbone,
+        # From scratch the batch norms must learn; frozen ones (for pretrained backbones) would stay identities.
+        backbone_frozen_batch_norm=False,
         feature_size=64,
         mask_feature_size=64,
         hidden_dim=64,
@@ -66,6 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--queries", type=int, default=10)
     parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--clip-frames", type=int, default=2, help="frames per training clip")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--num-workers", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
@@ -97,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         config=str(model_config),
         max_steps=args.steps,
         batch_size=args.batch_size,
+        num_frames=args.clip_frames,
         lr=args.lr,
         backbone_multiplier=1.0,  # from scratch: the backbone learns as fast as the rest
         min_sizes=(args.size,),
@@ -111,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "command": "python benchmarks/train_synthetic.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "data": {key: getattr(args, key) for key in ("videos", "frames", "classes", "height", "width", "seed")},
-        "recipe": {key: getattr(args, key) for key in ("steps", "batch_size", "lr", "size", "queries")},
+        "recipe": {key: getattr(args, key) for key in ("steps", "batch_size", "clip_frames", "lr", "size", "queries")},
         "threads": torch.get_num_threads(),
         "wall_time_s": round(wall_time, 1),
         "first_losses": [round(loss, 3) for loss in result.losses[:10]],
@@ -143,7 +147,8 @@ def install_demo(model_dir: Path, report: dict) -> None:
             report["command"],
             "```",
             "",
-            f"Training: {report['recipe']['steps']} steps of {report['recipe']['batch_size']} clips, "
+            f"Training: {report['recipe']['steps']} steps of {report['recipe']['batch_size']} clips of "
+            f"{report['recipe']['clip_frames']} frames, "
             f"{report['wall_time_s'] / 60:.1f} minutes on {report['threads']} CPU threads (shared machine). "
             f"Synthetic data: {json.dumps(report['data'])}.",
             "",

@@ -11,10 +11,9 @@ from inference_helpers import HEIGHT, WIDTH, save_tiny_model, synthetic_frames
 from PIL import Image
 
 from modeling_m2f_video import cli
-from modeling_m2f_video.commands.demo import DEMO_SEED, volume_iou
+from modeling_m2f_video.commands.demo import demo_video, volume_iou
 from modeling_m2f_video.model_paths import DEMO_MODEL_DIR, resolve_model_path
 from modeling_m2f_video.pipeline_video_instance_segmentation import decode_rle
-from modeling_m2f_video.processing.synthetic import generate_video
 from modeling_m2f_video.video_io import open_video, write_video
 
 DEMO_INSTALLED = (DEMO_MODEL_DIR / "config.json").is_file()
@@ -156,9 +155,8 @@ def test_demo_finds_the_generated_objects(tmp_path, capsys):
 
     from transformers import AutoConfig
 
-    truth = generate_video(
-        0,
-        seed=DEMO_SEED,
+    truth = demo_video(
+        None,
         num_frames=video["length"],
         height=video["height"],
         width=video["width"],
