@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "modeling_m2f_video.commands.demo",
     "modeling_m2f_video.commands.hub",
     "modeling_m2f_video.commands.train",
+    "modeling_m2f_video.commands.benchmark",
 )
 
 

@@ -5,7 +5,7 @@ The video model is transformers' image Mask2Former with three changes, and nothi
 1. the backbone and pixel decoder run on every frame; the masked cross-attention of the transformer decoder then
    attends to the features of all T frames at once (T·h·w keys per level);
 2. the position encoding of a key is the spatial sine encoding plus a sine encoding of its frame index;
-3. each query predicts a mask volume: `einsum("bqc,btchw->bqthw", mask_embedding, mask_features)`, and the
+3. each query predicts a mask volume, `einsum("bqc,btchw->bqthw", mask_embedding, mask_features)`, and the
    attention mask of the next layer is that volume resized per frame.
 
 Every module is a transformers Mask2Former module or a thin subclass of one that keeps its parameter names, so the
@@ -151,9 +151,9 @@ def _concatenate_frames(chunks: list[Tensor | tuple[Tensor, ...] | None]) -> Ten
 class Mask2FormerVideoMaskPredictor(Mask2FormerMaskPredictor):
     """Predicts one mask volume per query and the attention mask the next decoder layer uses.
 
-    Parameters are those of the image predictor (the `mask_embedder` MLP); only the einsum runs over frames and the
-    attention mask is the volume resized frame by frame and flattened over (T, h, w). The attention mask has a
-    head dimension of 1: it is broadcast over the heads, never copied per head.
+    Parameters are those of the image predictor (the `mask_embedder` MLP); the product with the mask features runs
+    over all frames, and the attention mask is the volume resized frame by frame and flattened over (T, h, w). The
+    attention mask has a head dimension of 1: it is broadcast over the heads, never copied per head.
     """
 
     def forward(
@@ -162,7 +162,8 @@ class Mask2FormerVideoMaskPredictor(Mask2FormerMaskPredictor):
         """
         Args:
             outputs: decoder queries after the layer norm, `(num_queries, batch_size, hidden_size)`.
-            pixel_embeddings: mask features `(batch_size, num_frames, mask_feature_size, height, width)`.
+            pixel_embeddings: mask features `(batch_size, mask_feature_size, num_frames, height, width)`, laid out
+                once by the caller so that every decoder layer multiplies them without a copy.
             attention_mask_target_size: `(h, w)` of the feature level the next layer attends to.
 
         Returns:
@@ -170,9 +171,12 @@ class Mask2FormerVideoMaskPredictor(Mask2FormerMaskPredictor):
             `(batch_size, 1, num_queries, num_frames * h * w)`, True where attention is blocked.
         """
         mask_embeddings = self.mask_embedder(outputs.transpose(0, 1))  # (B, Q, C)
-        outputs_mask = torch.einsum("bqc,btchw->bqthw", mask_embeddings, pixel_embeddings)
+        batch_size, _, num_frames, height, width = pixel_embeddings.shape
+        # einsum("bqc,bcthw->bqthw") as one batched matrix product on the (B, C, T*H*W) view.
+        outputs_mask = torch.bmm(mask_embeddings, pixel_embeddings.flatten(2))
+        outputs_mask = outputs_mask.view(batch_size, -1, num_frames, height, width)  # (B, Q, T, H, W)
 
-        batch_size, num_queries = outputs_mask.shape[:2]
+        num_queries = outputs_mask.shape[1]
         attention_mask = nn.functional.interpolate(
             outputs_mask.flatten(0, 1), size=attention_mask_target_size, mode="bilinear", align_corners=False
         )  # (B*Q, T, h, w)
@@ -331,7 +335,7 @@ class Mask2FormerVideoMaskedAttentionDecoder(nn.Module):
         Args:
             query_features, query_position_embeddings: `(Q, B, C)`.
             memories, memory_position_embeddings: per level, `(T*h*w, B, C)`.
-            mask_features: `(B, T, C, H/4, W/4)`.
+            mask_features: `(B, C, T, H/4, W/4)`.
             level_sizes: `(h, w)` per level.
             output_all_predictions: keep the prediction (normed queries and mask volume) of every layer, not only
                 the last one.
@@ -442,7 +446,10 @@ class Mask2FormerVideoTransformerModule(Mask2FormerTransformerModule):
             query_position_embeddings=self.queries_embedder.weight.unsqueeze(1).repeat(1, batch_size, 1),
             memories=memories,
             memory_position_embeddings=memory_position_embeddings,
-            mask_features=mask_features.view(batch_size, num_frames, *mask_features.shape[1:]),  # (B, T, C, H, W)
+            # (B*T, C, H, W) -> (B, C, T, H, W), contiguous: the layout every layer's mask product reads.
+            mask_features=mask_features.view(batch_size, num_frames, *mask_features.shape[1:])
+            .transpose(1, 2)
+            .contiguous(),
             level_sizes=level_sizes,
             output_all_predictions=output_all_predictions,
             output_hidden_states=output_hidden_states,
