@@ -8,13 +8,13 @@ import argparse
 import importlib
 import sys
 
-# Subcommand modules, imported lazily so that `m2f-video --help` stays fast.
+# Subcommand modules; each adds its parser in `register(subparsers)`.
 COMMAND_MODULES = (
     "modeling_m2f_video.commands.make_synthetic",
-    "modeling_m2f_video.commands.convert",
-    "modeling_m2f_video.commands.evaluate",
     "modeling_m2f_video.commands.predict",
     "modeling_m2f_video.commands.demo",
+    "modeling_m2f_video.commands.convert",
+    "modeling_m2f_video.commands.evaluate",
     "modeling_m2f_video.commands.hub",
     "modeling_m2f_video.commands.train",
     "modeling_m2f_video.commands.benchmark",
