@@ -10,13 +10,11 @@ import pytest
 from inference_helpers import HEIGHT, WIDTH, save_tiny_model, synthetic_frames
 from PIL import Image
 
-from modeling_m2f_video import cli
+from modeling_m2f_video import cli, model_paths
 from modeling_m2f_video.commands.demo import demo_video, volume_iou
 from modeling_m2f_video.model_paths import DEMO_MODEL_DIR, resolve_model_path
 from modeling_m2f_video.pipeline_video_instance_segmentation import decode_rle
 from modeling_m2f_video.video_io import open_video, write_video
-
-DEMO_INSTALLED = (DEMO_MODEL_DIR / "config.json").is_file()
 
 
 @pytest.fixture(scope="module")
@@ -134,8 +132,8 @@ def test_two_processes_give_the_single_process_results(model_dir, videos, tmp_pa
 # ----------------------------------------------------------------------------------------------- the demo
 
 
-@pytest.mark.skipif(DEMO_INSTALLED, reason="the demo model is installed")
-def test_demo_without_the_demo_model_says_what_is_missing(tmp_path, capsys):
+def test_demo_without_the_demo_model_says_what_is_missing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(model_paths, "DEMO_MODEL_DIR", tmp_path / "not_installed")
     with pytest.raises(FileNotFoundError, match="demo model is not installed"):
         resolve_model_path("demo")
     assert cli.main(["demo", "--output", str(tmp_path)]) == 2
@@ -143,7 +141,6 @@ def test_demo_without_the_demo_model_says_what_is_missing(tmp_path, capsys):
     assert cli.main(["predict", str(tmp_path), "--model", "demo", "--output", str(tmp_path / "out")]) == 2
 
 
-@pytest.mark.skipif(not DEMO_INSTALLED, reason="the demo model is not installed")
 def test_demo_finds_the_generated_objects(tmp_path, capsys):
     assert cli.main(["demo", "--output", str(tmp_path), "--no-progress"]) == 0
     printed = capsys.readouterr().out
