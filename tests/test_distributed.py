@@ -63,8 +63,8 @@ def test_two_processes_average_to_the_one_process_gradients(runs):
     assert summaries[1]["instances_per_clip"] == summaries[2]["instances_per_clip"]
     assert len(set(summaries[1]["instances_per_clip"])) == 1
 
-    one = torch.load(runs[1] / "gradients.pt")
-    two = torch.load(runs[2] / "gradients.pt")
+    one = torch.load(runs[1] / "gradients.pt", weights_only=True)
+    two = torch.load(runs[2] / "gradients.pt", weights_only=True)
     assert one.keys() == two.keys() and len(one) > 100
     largest = max(gradient.abs().max().item() for gradient in one.values())
     assert largest > 1e-2  # the comparison is meaningful

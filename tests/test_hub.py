@@ -269,7 +269,7 @@ torch.save(
         "class_queries_logits": outputs.class_queries_logits,
         "masks_queries_logits": outputs.masks_queries_logits,
         "decoder_last_hidden_state": base_outputs.transformer_decoder_last_hidden_state,
-        "pipeline": [(item["label_id"], item["score"], np.stack(item["masks"])) for item in instances],
+        "pipeline": [(item["label_id"], item["score"], torch.from_numpy(np.stack(item["masks"]))) for item in instances],
         "snippets_run": len(snippets),
     },
     out_path,
@@ -289,7 +289,7 @@ def remote_run(exported_dir: Path) -> dict:
     command = [sys.executable, "-c", REMOTE_SCRIPT, str(exported_dir), str(work / "video.npy"), str(work / "out.pt")]
     result = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
-    return torch.load(work / "out.pt", weights_only=False)
+    return torch.load(work / "out.pt", weights_only=True)
 
 
 def test_exported_folder_loads_without_the_package(remote_run):
