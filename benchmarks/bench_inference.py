@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation, ResNetConfig, SwinConfig
+from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation
 
 from modeling_m2f_video import (
     Mask2FormerVideoConfig,
@@ -53,6 +53,7 @@ from modeling_m2f_video.benchmarking import (
     run_worker,
     seconds,
     time_runs_interleaved,
+    tiny_config,
     write_records,
 )
 
@@ -61,47 +62,21 @@ PRESET_ALIASES = {
     "swin-t": "swin-tiny-ytvis2019",
     "swin-l": "swin-large-ytvis2019",
 }
-TINY_PRESETS = ("tiny-r50", "tiny-swin")
+TINY_BACKBONES = {"tiny-r50": "resnet", "tiny-swin": "swin"}
+TINY_PRESETS = tuple(TINY_BACKBONES)
 PRECISIONS = ("fp32", "bf16", "bf16-compile")
 PARTS = ("backbone", "pixel_decoder", "transformer_decoder", "post_processing", "other")
 OURS, OFFICIAL_STYLE = "ours", "official-style"
 QUICK_SETTINGS = {"presets": list(TINY_PRESETS), "sizes": ["64x96"], "frames": [1, 3], "repeats": 1, "warmup": 0}
-STAGES = ["stage1", "stage2", "stage3", "stage4"]
 
 
 # ------------------------------------------------------------------------------------------------ models
 
 
-def tiny_config(preset: str) -> Mask2FormerVideoConfig:
-    """A tiny random configuration (ResNet or Swin) for `--quick` runs: the code paths of the real ones, in seconds."""
-    if preset == "tiny-r50":
-        backbone = ResNetConfig(
-            embedding_size=8, hidden_sizes=[16, 16, 32, 32], depths=[1, 1, 1, 1], out_features=STAGES
-        )
-    else:
-        backbone = SwinConfig(
-            embed_dim=8, depths=[1, 1, 2, 1], num_heads=[1, 1, 2, 2], window_size=4, out_features=STAGES
-        )
-    return Mask2FormerVideoConfig(
-        backbone_config=backbone,
-        num_labels=3,
-        feature_size=32,
-        mask_feature_size=32,
-        hidden_dim=32,
-        encoder_layers=1,
-        encoder_feedforward_dim=32,
-        decoder_layers=4,
-        num_attention_heads=2,
-        dim_feedforward=32,
-        num_queries=6,
-        train_num_points=64,
-    )
-
-
 def model_config(preset: str, chunk_size: int | None) -> Mask2FormerVideoConfig:
     """The configuration of a preset (`r50`, `swin-t`, `swin-l`, a full preset name, or `tiny-r50`/`tiny-swin`)."""
     config = (
-        tiny_config(preset)
+        tiny_config(TINY_BACKBONES[preset])
         if preset in TINY_PRESETS
         else Mask2FormerVideoConfig.from_preset(PRESET_ALIASES.get(preset, preset))
     )

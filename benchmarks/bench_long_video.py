@@ -110,31 +110,13 @@ def resolve_benchmark_model(name: str | None, work: Path) -> tuple[str, str]:
 def save_tiny_random_model(folder: Path) -> Path:
     """A randomly initialised tiny video Mask2Former and its processor, saved to `folder`."""
     import torch
-    from transformers import ResNetConfig
 
-    from modeling_m2f_video import Mask2FormerVideoConfig, Mask2FormerVideoForVideoInstanceSegmentation
+    from modeling_m2f_video import Mask2FormerVideoForVideoInstanceSegmentation
+    from modeling_m2f_video.benchmarking import tiny_config
     from modeling_m2f_video.processing.video_processing_m2f_video import Mask2FormerVideoProcessor
 
     torch.manual_seed(0)
-    backbone = ResNetConfig(
-        embedding_size=8,
-        hidden_sizes=[16, 16, 32, 32],
-        depths=[1, 1, 1, 1],
-        out_features=[f"stage{i}" for i in range(1, 5)],
-    )
-    config = Mask2FormerVideoConfig(
-        backbone_config=backbone,
-        num_labels=3,
-        feature_size=32,
-        mask_feature_size=32,
-        hidden_dim=32,
-        encoder_layers=1,
-        encoder_feedforward_dim=32,
-        decoder_layers=4,
-        num_attention_heads=2,
-        dim_feedforward=32,
-        num_queries=6,
-    )
+    config = tiny_config()
     Mask2FormerVideoForVideoInstanceSegmentation(config).eval().save_pretrained(folder)
     Mask2FormerVideoProcessor.from_model_config(config).save_pretrained(folder)
     return folder

@@ -1,4 +1,5 @@
-"""Shared helpers of the benchmark suite in `benchmarks/`: timing, peak memory, machine facts, records and tables.
+"""Shared helpers of the benchmark suite in `benchmarks/`: timing, peak memory, machine facts, records and tables,
+and the tiny random configuration that quick benchmark runs and the tests use.
 
 The benchmark scripts themselves live in the repository's `benchmarks/` folder (they are not installed with the
 package); [`load_benchmark_script`] imports one of them by name, which is how `m2f-video benchmark` and the tests
@@ -26,10 +27,48 @@ from typing import Any
 
 import torch
 from torch import nn
+from transformers import ResNetConfig, SwinConfig
+
+from .configuration import Mask2FormerVideoConfig
 
 BENCHMARKS_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
 # The line a worker subprocess prints before its JSON answer, so that other output cannot be mistaken for it.
 WORKER_MARKER = "M2F_BENCHMARK_RESULT "
+
+
+# ------------------------------------------------------------------------------------------------ tiny models
+
+TINY_DECODER = {
+    "feature_size": 32,
+    "mask_feature_size": 32,
+    "hidden_dim": 32,
+    "encoder_layers": 1,
+    "encoder_feedforward_dim": 32,
+    "decoder_layers": 4,
+    "num_attention_heads": 2,
+    "dim_feedforward": 32,
+    "num_queries": 6,
+    "train_num_points": 64,
+}
+
+
+def tiny_config(backbone: str = "resnet", num_labels: int = 3, **overrides: Any) -> Mask2FormerVideoConfig:
+    """A random video Mask2Former small enough to run in well under a second on a CPU, with a ResNet or a Swin
+    backbone: every code path of the real models, none of their cost. `overrides` set other config fields."""
+    stages = ["stage1", "stage2", "stage3", "stage4"]
+    if backbone == "resnet":
+        backbone_config = ResNetConfig(
+            embedding_size=8, hidden_sizes=[16, 16, 32, 32], depths=[1, 1, 1, 1], out_features=stages
+        )
+    elif backbone == "swin":
+        backbone_config = SwinConfig(
+            embed_dim=8, depths=[1, 1, 2, 1], num_heads=[1, 1, 2, 2], window_size=4, out_features=stages
+        )
+    else:
+        raise ValueError(f"backbone must be 'resnet' or 'swin', got {backbone!r}")
+    return Mask2FormerVideoConfig(
+        backbone_config=backbone_config, num_labels=num_labels, **{**TINY_DECODER, **overrides}
+    )
 
 
 # ------------------------------------------------------------------------------------------------ scripts
