@@ -6,6 +6,7 @@ m2f-video convert image --model DIR_OR_HUB_ID --output DIR [--num-labels N --id2
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -32,22 +33,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_official(args: argparse.Namespace) -> int:
-    from modeling_m2f_video.conversion import ConversionError, convert_official_checkpoint
+    from modeling_m2f_video.conversion import convert_official_checkpoint
 
-    try:
-        output = convert_official_checkpoint(args.config, args.checkpoint, args.output, args.dataset, args.verify)
-    except ConversionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(f"converted model written to {output}")
-    return 0
+    return _convert(convert_official_checkpoint, args.config, args.checkpoint, args.output, args.dataset, args.verify)
 
 
 def run_image(args: argparse.Namespace) -> int:
-    from modeling_m2f_video.conversion import ConversionError, convert_image_checkpoint
+    from modeling_m2f_video.conversion import convert_image_checkpoint
+
+    return _convert(convert_image_checkpoint, args.model, args.output, args.num_labels, args.id2label, args.verify)
+
+
+def _convert(converter: Callable[..., Path], *arguments) -> int:
+    """Runs a converter; a conversion error becomes a message on stderr and exit code 1."""
+    from modeling_m2f_video.conversion import ConversionError
 
     try:
-        output = convert_image_checkpoint(args.model, args.output, args.num_labels, args.id2label, args.verify)
+        output = converter(*arguments)
     except ConversionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
