@@ -12,7 +12,11 @@ import os
 import pytest
 import torch
 
-from modeling_m2f_video import Mask2FormerVideoProcessor
+from modeling_m2f_video import (
+    Mask2FormerVideoConfig,
+    Mask2FormerVideoForVideoInstanceSegmentation,
+    Mask2FormerVideoProcessor,
+)
 from modeling_m2f_video.benchmarking import (
     PartTimer,
     load_benchmark_script,
@@ -179,3 +183,41 @@ def test_benchmark_command_runs_the_metric_script(capsys):
 def test_benchmark_command_refuses_options_for_all():
     with pytest.raises(SystemExit):
         cli_main(["benchmark", "all", "--quick", "--repeats", "2"])
+
+
+def test_train_synthetic_fits_the_time_budget_reports_and_installs_the_demo(tmp_path, monkeypatch):
+    """`--minutes` turns a probed speed into steps; the report has the numbers; the run becomes a demo folder."""
+    script = load_benchmark_script("train_synthetic")
+    monkeypatch.setattr(script, "PROBE_STEPS", 2)
+    monkeypatch.setattr(script, "DEMO_DIR", tmp_path / "demo")
+    work = tmp_path / "run"
+    options = ["--work", str(work), "--videos", "4", "--frames", "3", "--height", "32", "--width", "48"]
+    options += ["--size", "32", "--batch-size", "2", "--num-workers", "0", "--minutes", "0.02", "--install-demo"]
+    assert script.main(options) == 0
+
+    report = json.loads((work / "benchmark.json").read_text())
+    assert report["probe_seconds_per_step"] > 0
+    assert report["steps"] == max(1, int(0.02 * 60 / report["probe_seconds_per_step"]))
+    assert json.loads((work / "model" / "log.jsonl").read_text().splitlines()[-1])["step"] == report["steps"]
+    assert not (work / "probe").exists()
+    assert set(report["metrics"]) >= {"AP", "AP50", "AP75", "AR10"}
+    assert report["command"].endswith(" ".join(options))
+
+    demo = tmp_path / "demo"
+    config = Mask2FormerVideoConfig.from_pretrained(demo)
+    assert config.num_labels == 3 and config.hidden_dim == 64
+    card = (demo / "README.md").read_text()
+    assert report["command"] in card and f"{report['metrics']['AP']:.3f}" in card
+    assert f"`--steps {report['steps']}` repeats them" in card
+
+
+def test_train_synthetic_model_sizes():
+    """The sizes the README quotes: about 0.6 M parameters for `small` (the demo model), 5 M for `large`."""
+    script = load_benchmark_script("train_synthetic")
+    parameters = {}
+    for size in ("small", "large"):
+        config = script.model_config(script.parse_args(["--model", size]))
+        model = Mask2FormerVideoForVideoInstanceSegmentation(config)
+        parameters[size] = sum(param.numel() for param in model.parameters())
+    assert 0.5e6 < parameters["small"] < 0.7e6
+    assert 4.5e6 < parameters["large"] < 5.5e6
