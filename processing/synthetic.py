@@ -9,6 +9,7 @@ model and the benchmarks train and evaluate on it, so it is built to be:
   exactly what is visible (JPEG compression changes colours, never the masks);
 - learnable: the class of an object is its shape type and its colour family (saturated hues on a
   desaturated background), both visible in every frame, so a small model can tell classes apart;
+  consecutive classes differ in both, so a small set of classes is not told apart by shape alone;
 - video-like: objects move, grow or shrink, spin, occlude each other, enter and leave the frame or
   pop in and out, so some frames of an instance are absent (null in the annotation);
 - deterministic: video `index` of a data set is drawn from `numpy.random.default_rng([seed, index])`,
@@ -83,13 +84,23 @@ class _ObjectTrack:
 
 
 def category_names(num_classes: int) -> list[str]:
-    """Names of the first `num_classes` classes, e.g. "red_ellipse", "red_rectangle", ...
+    """Names of the first `num_classes` classes: "red_ellipse", "yellow_rectangle", "green_triangle", ...
 
-    Class k is shape `k % 5` in colour family `k // 5`, so the first classes differ by shape and
-    later ones also by colour.
+    Class k is shape `k % 5` in colour family `k % 6`. As 5 and 6 are coprime, the 30 classes are all
+    the shape x colour pairs, and any few consecutive classes differ in both shape and colour.
     """
     _check_num_classes(num_classes)
-    return [f"{COLOUR_FAMILIES[k // len(SHAPES)][0]}_{SHAPES[k % len(SHAPES)]}" for k in range(num_classes)]
+    return [f"{class_colour_family(k)[0]}_{class_shape(k)}" for k in range(num_classes)]
+
+
+def class_shape(label: int) -> str:
+    """The shape of class `label` (0-based)."""
+    return SHAPES[label % len(SHAPES)]
+
+
+def class_colour_family(label: int) -> tuple[str, float]:
+    """The colour family of class `label` (0-based): its name and the centre of its hue range in degrees."""
+    return COLOUR_FAMILIES[label % len(COLOUR_FAMILIES)]
 
 
 def ytvis_categories(num_classes: int) -> list[dict]:
@@ -206,7 +217,7 @@ def _entering_motion(
 
 def _class_colour(rng: np.random.Generator, label: int) -> np.ndarray:
     """A saturated RGB colour (0-255) from the colour family of class `label`, with a jittered hue."""
-    hue_centre = COLOUR_FAMILIES[label // len(SHAPES)][1]
+    hue_centre = class_colour_family(label)[1]
     hue = ((hue_centre + rng.uniform(-_HUE_JITTER_DEGREES, _HUE_JITTER_DEGREES)) % 360.0) / 360.0
     rgb = colorsys.hsv_to_rgb(hue, rng.uniform(0.7, 1.0), rng.uniform(0.7, 1.0))
     return 255.0 * np.array(rgb)
@@ -254,7 +265,7 @@ def _paint_object(frame: np.ndarray, owner: np.ndarray, depth: int, track: _Obje
     cos_a, sin_a = math.cos(angle), math.sin(angle)
     u = (dx * cos_a + dy * sin_a) / (radius * math.sqrt(track.aspect))
     v = (-dx * sin_a + dy * cos_a) * math.sqrt(track.aspect) / radius
-    inside = shape_contains(SHAPES[track.label % len(SHAPES)], u, v)  # (h, w) bool
+    inside = shape_contains(class_shape(track.label), u, v)  # (h, w) bool
     shade = 0.65 + 0.35 * _pattern(track, u, v)  # (h, w) in [0.65, 1]
     window = frame[y0:y1, x0:x1]
     window[inside] = shade[inside][:, None] * track.colour

@@ -11,10 +11,10 @@ from pycocotools import mask as mask_utils
 
 from modeling_m2f_video.cli import main
 from modeling_m2f_video.processing.synthetic import (
-    COLOUR_FAMILIES,
     MAX_CLASSES,
     SHAPES,
     category_names,
+    class_colour_family,
     generate_video,
     make_synthetic_dataset,
     shape_contains,
@@ -83,7 +83,7 @@ def test_class_colour_is_visible_in_the_frames():
             if len(pixels) < 50:
                 continue
             hue, saturation, _ = colorsys.rgb_to_hsv(*pixels.mean(axis=0))
-            family_hue = COLOUR_FAMILIES[label // len(SHAPES)][1]
+            family_hue = class_colour_family(label)[1]
             distance = abs((hue * 360.0 - family_hue + 180.0) % 360.0 - 180.0)
             assert distance < 25.0 and saturation > 0.4, (index, label, hue * 360.0, saturation)
 
@@ -106,11 +106,11 @@ def test_triangle_is_the_regular_triangle():
 def test_category_names_and_limits():
     assert category_names(6) == [
         "red_ellipse",
-        "red_rectangle",
-        "red_triangle",
-        "red_star",
-        "red_cross",
-        "yellow_ellipse",
+        "yellow_rectangle",
+        "green_triangle",
+        "cyan_star",
+        "blue_cross",
+        "magenta_ellipse",
     ]
     assert len(set(category_names(MAX_CLASSES))) == MAX_CLASSES
     with pytest.raises(ValueError, match="num_classes"):
@@ -193,7 +193,7 @@ def test_cli_make_synthetic(tmp_path, capsys):
     valid = json.loads((output / "valid" / "instances.json").read_text())
     assert len(train["videos"]) == 2 and len(valid["videos"]) == 1
     assert (train["videos"][0]["height"], train["videos"][0]["width"]) == (32, 40)
-    assert "red_triangle" in capsys.readouterr().out
+    assert "green_triangle" in capsys.readouterr().out
 
 
 def test_cli_rejects_bad_arguments(tmp_path, capsys):
