@@ -180,7 +180,7 @@ def _parse_annotation(ann: Any, index: int, videos: dict[int, Video], categories
     _require(ann.get("iscrowd", 0) in (0, 1), where, "'iscrowd' must be 0 or 1")
     for key, size in (("height", video.height), ("width", video.width)):
         _require(ann.get(key, size) == size, where, f"'{key}' {ann.get(key)} disagrees with video {video.id}")
-    rles = _track_rles(ann.get("segmentations"), video, where, polygons=True)
+    rles = track_rles(ann.get("segmentations"), video, where, polygons=True)
     areas = _rle_areas(rles)
     return Track(
         video_id=video.id,
@@ -215,7 +215,7 @@ def _parse_result(record: Any, index: int, ground_truth: GroundTruth) -> Track:
     _require(category_id in ground_truth.categories, where, f"category id {category_id!r} not in the ground truth")
     score = record.get("score")
     _require(_is_number(score) and math.isfinite(score), where, "'score' must be a finite number")
-    rles = _track_rles(record.get("segmentations"), video, where, polygons=False)
+    rles = track_rles(record.get("segmentations"), video, where, polygons=False)
     areas = _rle_areas(rles)
     nonzero = areas[areas > 0]
     return Track(
@@ -246,7 +246,7 @@ def _known_video(video_id: Any, videos: dict[int, Video], where: str) -> Video:
 # ------------------------------------------------------------------------------------------------- masks
 
 
-def _track_rles(segmentations: Any, video: Video, where: str, polygons: bool) -> list[dict | None]:
+def track_rles(segmentations: Any, video: Video, where: str, polygons: bool) -> list[dict | None]:
     """Check a track's per-frame segmentations and return them as compressed RLEs (None where absent).
 
     A falsy entry (null, [] or {}) means "absent", as in the official code. Uncompressed RLEs and polygons

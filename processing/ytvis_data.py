@@ -33,6 +33,7 @@ from pycocotools import mask as mask_utils
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from ..ytvis_io import Video, track_rles
 from .video_processing_m2f_video import Mask2FormerVideoProcessor, get_resize_output_size
 
 logger = logging.getLogger(__name__)
@@ -217,37 +218,27 @@ def _group_annotations(annotations: list[dict], videos: dict[int, dict], label_o
 
 
 def _instance_record(annotation: dict, video: dict, label_of: dict[int, int]) -> dict:
-    """One annotation as an index instance: contiguous label and per-frame compressed RLE counts."""
+    """One annotation as an index instance: contiguous label and per-frame compressed RLE counts (None if absent).
+
+    The per-frame segmentations (compressed or uncompressed RLE, polygons) are read and checked by the metric's
+    reader, so training and evaluation accept the same files.
+    """
     name = f"{_video_name(video)}, annotation {annotation.get('id')}"
     category_id = annotation.get("category_id")
     if category_id not in label_of:
         raise ValueError(f"{name}: unknown category_id {category_id} (known: {sorted(label_of)})")
-    segmentations = annotation.get("segmentations") or []
-    if len(segmentations) != video["length"]:
-        raise ValueError(f"{name} has {len(segmentations)} segmentations for a video of {video['length']} frames")
+    frames = Video(id=video["id"], height=video["height"], width=video["width"], length=video["length"])
+    rles = track_rles(annotation.get("segmentations"), frames, name, polygons=True)
     return {
         "id": annotation["id"],
         "category_id": category_id,
         "label": label_of[category_id],
         "iscrowd": bool(annotation.get("iscrowd", 0)),
-        "segmentations": [_compressed_counts(segm, video, name) for segm in segmentations],
+        "segmentations": [None if rle is None else _counts_text(rle["counts"]) for rle in rles],
     }
 
 
-def _compressed_counts(segmentation: dict | list | None, video: dict, name: str) -> str | None:
-    """Compressed RLE counts of one frame's segmentation (RLE or polygons), or None where it is absent."""
-    if not segmentation:
-        return None
-    height, width = video["height"], video["width"]
-    if isinstance(segmentation, list):  # polygons
-        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
-    else:
-        if list(segmentation.get("size", [])) != [height, width]:
-            raise ValueError(f"{name}: segmentation size {segmentation.get('size')} but the video is {height}x{width}")
-        rle = segmentation
-        if isinstance(rle["counts"], list):  # uncompressed RLE, as in YouTube-VIS 2019/2021
-            rle = mask_utils.frPyObjects(rle, height, width)
-    counts = rle["counts"]
+def _counts_text(counts: str | bytes) -> str:
     return counts.decode("ascii") if isinstance(counts, bytes) else counts
 
 

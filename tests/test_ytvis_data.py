@@ -342,14 +342,14 @@ def test_frame_counts_that_disagree(tmp_path):
         build_ytvis_index(content, image_root)
     content["videos"][0]["length"] = 4
     content["annotations"][1]["segmentations"].append(None)
-    with pytest.raises(ValueError, match=r"video 1 \(v1\), annotation 2 has 5 segmentations for a video of 4"):
+    with pytest.raises(ValueError, match=r"video 1 \(v1\), annotation 2: 'segmentations' must be a list of 4 entries"):
         build_ytvis_index(content, image_root)
 
 
 def test_segmentation_of_the_wrong_size(tmp_path):
     content, image_root = _content_and_root(tmp_path)
     content["annotations"][0]["segmentations"][0]["size"] = [8, 8]
-    with pytest.raises(ValueError, match=r"video 1 \(v1\), annotation 1: segmentation size"):
+    with pytest.raises(ValueError, match=r"video 1 \(v1\), annotation 1: segmentations\[0\]: RLE size \[8, 8\] disagrees with video 1 \(16x24\)"):
         build_ytvis_index(content, image_root)
 
 
