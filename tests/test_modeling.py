@@ -109,6 +109,28 @@ def test_frame_chunking_gives_the_same_outputs():
     torch.testing.assert_close(chunked.class_queries_logits, whole.class_queries_logits, rtol=0, atol=1e-6)
     for chunked_level, whole_level in zip(chunked.encoder_hidden_states, whole.encoder_hidden_states):
         torch.testing.assert_close(chunked_level, whole_level, rtol=0, atol=1e-6)
+    for chunked_level, whole_level in zip(chunked.pixel_decoder_hidden_states, whole.pixel_decoder_hidden_states):
+        torch.testing.assert_close(chunked_level, whole_level, rtol=1e-5, atol=1e-5)
+
+
+def test_frame_chunking_gives_the_same_gradients():
+    """The chunks' outputs are copied into whole-video buffers; autograd must carry the gradients back through."""
+    model = make_model(dropout=0.0).train()
+    video = torch.randn(1, 5, 3, 64, 64)
+    labels = {"mask_labels": [torch.rand(2, 5, 64, 64).round()], "class_labels": [torch.tensor([0, 2])]}
+
+    def gradients(frame_chunk_size):
+        model.config.frame_chunk_size = frame_chunk_size
+        model.zero_grad()
+        torch.manual_seed(1)
+        model(video, **labels).loss.backward()
+        return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+    whole, chunked = gradients(None), gradients(2)
+    assert whole.keys() == chunked.keys()
+    assert any(name.startswith("model.pixel_level_module.encoder") for name in whole)
+    for name in whole:
+        torch.testing.assert_close(chunked[name], whole[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
 def test_image_checkpoint_loads_without_missing_or_unexpected_keys(tmp_path):
