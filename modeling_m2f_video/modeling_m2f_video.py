@@ -125,39 +125,27 @@ class Mask2FormerVideoPixelLevelModule(Mask2FormerPixelLevelModule):
     def forward(
         self, pixel_values: Tensor, output_hidden_states: bool = False, frame_chunk_size: int | None = None
     ) -> Mask2FormerPixelLevelModuleOutput:
-        """`pixel_values` is `(frames, 3, height, width)`; every output has the frames as its batch dimension.
-
-        With chunks, each output is written into a buffer for all frames as soon as its chunk is done, so at most
-        one chunk's outputs exist beside the buffers (joining the chunks at the end would hold everything twice).
-        """
-        num_frames = pixel_values.shape[0]
-        if frame_chunk_size is None or frame_chunk_size >= num_frames:
+        """`pixel_values` is `(frames, 3, height, width)`; every output has the frames as its batch dimension."""
+        if frame_chunk_size is None or frame_chunk_size >= pixel_values.shape[0]:
             return super().forward(pixel_values, output_hidden_states=output_hidden_states)
-        buffers, start = {}, 0
-        for chunk in pixel_values.split(frame_chunk_size):
-            chunk_output = super().forward(chunk, output_hidden_states=output_hidden_states)
-            for field, value in chunk_output.items():
-                if field not in buffers:
-                    buffers[field] = _empty_frames_like(value, num_frames)
-                _write_frames(buffers[field], value, start)
-            start += chunk.shape[0]
-        return Mask2FormerPixelLevelModuleOutput(**buffers)
+        run_frames = super().forward
+        chunk_outputs = [
+            run_frames(chunk, output_hidden_states=output_hidden_states)
+            for chunk in pixel_values.split(frame_chunk_size)
+        ]
+        return Mask2FormerPixelLevelModuleOutput(
+            **{
+                field: _concatenate_frames([getattr(out, field) for out in chunk_outputs])
+                for field in chunk_outputs[0]
+            }
+        )
 
 
-def _empty_frames_like(value: Tensor | tuple[Tensor, ...], num_frames: int) -> Tensor | tuple[Tensor, ...]:
-    """An uninitialised tensor (or tuple of them) shaped like a chunk's `value` but with `num_frames` frames."""
-    if isinstance(value, Tensor):
-        return value.new_empty((num_frames, *value.shape[1:]))
-    return tuple(_empty_frames_like(level, num_frames) for level in value)
-
-
-def _write_frames(buffer: Tensor | tuple[Tensor, ...], value: Tensor | tuple[Tensor, ...], start: int) -> None:
-    """Copies a chunk's `value` into frames `start, start + 1, ...` of `buffer` (autograd records the copy)."""
-    if isinstance(buffer, Tensor):
-        buffer[start : start + value.shape[0]] = value
-        return
-    for level_buffer, level_value in zip(buffer, value, strict=True):
-        _write_frames(level_buffer, level_value, start)
+def _concatenate_frames(chunks: list[Tensor | tuple[Tensor, ...] | None]) -> Tensor | tuple[Tensor, ...] | None:
+    """Joins per-chunk outputs (tensors or tuples of tensors) along the frame (batch) dimension."""
+    if isinstance(chunks[0], Tensor):
+        return torch.cat(chunks)
+    return tuple(torch.cat(level_chunks) for level_chunks in zip(*chunks))
 
 
 class Mask2FormerVideoMaskPredictor(Mask2FormerMaskPredictor):
