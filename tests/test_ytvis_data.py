@@ -349,7 +349,10 @@ def test_frame_counts_that_disagree(tmp_path):
 def test_segmentation_of_the_wrong_size(tmp_path):
     content, image_root = _content_and_root(tmp_path)
     content["annotations"][0]["segmentations"][0]["size"] = [8, 8]
-    with pytest.raises(ValueError, match=r"video 1 \(v1\), annotation 1: segmentations\[0\]: RLE size \[8, 8\] disagrees with video 1 \(16x24\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"video 1 \(v1\), annotation 1: segmentations\[0\]: RLE size \[8, 8\] disagrees with video 1 \(16x24\)",
+    ):
         build_ytvis_index(content, image_root)
 
 
