@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# GPU check of issue 5 (training to high AP), with the short part of issue 8's check, in about 8 minutes:
+# GPU check of issue 5 (training to high AP), with the short part of issue 8's check, in about 6 minutes:
 #   1. two synthetic data sets: 1000 videos of 8 frames at 192x256 (6 classes) and at 96x128 (3 classes);
 #   2. three training runs side by side (these models leave the GPU mostly idle, so they share it), each for
 #      MINUTES minutes (benchmarks/train_synthetic.py --minutes probes the speed first), evaluated on the
 #      held-out videos: the large model at two learning rates, and the small demo model. Meanwhile, the SDPA vs
 #      eager attention parity check (correctness only, no timing);
-#   3. after training, if every run succeeded, with the GPU to itself: inference (R50, 360x640, T = 20 and 60, fp32 and bf16, with the
-#      image model and the official-style path as baselines) and a training step (R50 and Swin-L, fp32 and bf16).
+#   3. after training, if every run succeeded, with the GPU to itself: inference (R50, 360x640, T = 20 and 60,
+#      fp32 and bf16, with the image model and the official-style path as baselines) and a training step (R50 and
+#      Swin-L, fp32 and bf16).
 # Results go to RESULTS_DIR: each run's benchmark.json and log, the demo run's model folder as a tar, the tables.
 #
 # Usage: bash benchmarks/gpu_train.sh [RESULTS_DIR]   (default benchmarks/results/gpu_train; PYTHON, MINUTES, WORK)

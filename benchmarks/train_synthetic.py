@@ -3,7 +3,8 @@
 It writes a synthetic YouTube-VIS set (unless it exists), trains with `modeling_m2f_video.training.train`
 (the `m2f-video train` code, on the GPU when there is one), evaluates on the held-out split with the YouTube-VIS
 metric, and writes the recipe, steps, wall time and the 12 numbers to `WORK/benchmark.json`. Two model sizes:
-`small` (1.3 M parameters, the demo model, trains on a CPU) and `large` (a GPU run at twice the resolution).
+`small` (0.6 M parameters, the demo model, trains on a CPU) and `large` (5.1 M, a GPU run at twice the
+resolution).
 
 `--minutes M` picks the number of steps that fits M minutes on this machine: a 40-step probe run (same model,
 data and batch) measures the time per step first. With `--install-demo`, the trained folder becomes the
@@ -117,13 +118,13 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             progress=False,
         )
-    config = model_config(args)
-    config.to_json_file(work / "model_config.json")
+    config, config_file = model_config(args), work / "model_config.json"
+    config.to_json_file(config_file)
     cfg = TrainingConfig(
         train_data=str(data / "train"),
         output_dir=str(work / "model"),
         eval_data=str(data / "valid"),
-        config=str(work / "model_config.json"),
+        config=str(config_file),
         max_steps=args.steps,
         batch_size=args.batch_size,
         num_frames=args.clip_frames,

@@ -439,7 +439,7 @@ def predictions_to_records(
         except (KeyError, IndexError) as error:
             raise ValueError(f"video {video_id}: label {label} has no category id") from error
         track = encoded[k * num_frames : (k + 1) * num_frames]
-        segmentations = [_rle_to_json(rle) if nonempty[k, t] else None for t, rle in enumerate(track)]
+        segmentations = [rle_to_json(rle) if nonempty[k, t] else None for t, rle in enumerate(track)]
         records.append(
             {
                 "video_id": video_id,
@@ -459,7 +459,8 @@ def write_submission_zip(records: list[dict], path: str | Path) -> Path:
     return path
 
 
-def _rle_to_json(rle: dict) -> dict:
+def rle_to_json(rle: dict) -> dict:
+    """A compressed RLE with plain-int size and str counts, as JSON wants it."""
     counts = rle["counts"]
     return {
         "size": [int(s) for s in rle["size"]],

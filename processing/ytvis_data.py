@@ -33,7 +33,7 @@ from pycocotools import mask as mask_utils
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from ..ytvis_io import Video, track_rles
+from ..ytvis_io import Video, rle_to_json, track_rles
 from .video_processing_m2f_video import Mask2FormerVideoProcessor, get_resize_output_size
 
 logger = logging.getLogger(__name__)
@@ -234,12 +234,8 @@ def _instance_record(annotation: dict, video: dict, label_of: dict[int, int]) ->
         "category_id": category_id,
         "label": label_of[category_id],
         "iscrowd": bool(annotation.get("iscrowd", 0)),
-        "segmentations": [None if rle is None else _counts_text(rle["counts"]) for rle in rles],
+        "segmentations": [None if rle is None else rle_to_json(rle)["counts"] for rle in rles],
     }
-
-
-def _counts_text(counts: str | bytes) -> str:
-    return counts.decode("ascii") if isinstance(counts, bytes) else counts
 
 
 # ----------------------------------------------------------------------------------------------------------------

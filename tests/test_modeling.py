@@ -114,7 +114,7 @@ def test_frame_chunking_gives_the_same_outputs():
 
 
 def test_frame_chunking_gives_the_same_gradients():
-    """The chunks' outputs are copied into whole-video buffers; autograd must carry the gradients back through."""
+    """Chunks join along the frames before the transformer decoder; the gradients must equal the unchunked run's."""
     model = make_model(dropout=0.0).train()
     video = torch.randn(1, 5, 3, 64, 64)
     labels = {"mask_labels": [torch.rand(2, 5, 64, 64).round()], "class_labels": [torch.tensor([0, 2])]}
