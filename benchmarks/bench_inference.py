@@ -34,14 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation
-
-from modeling_m2f_video import (
-    Mask2FormerVideoConfig,
-    Mask2FormerVideoForVideoInstanceSegmentation,
-    Mask2FormerVideoProcessor,
-)
-from modeling_m2f_video.benchmarking import (
+from benchmark_utils import (
     PartTimer,
     answer_as_worker,
     autocast_context,
@@ -53,8 +46,14 @@ from modeling_m2f_video.benchmarking import (
     run_worker,
     seconds,
     time_runs_interleaved,
-    tiny_config,
     write_records,
+)
+from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation
+
+from modeling_m2f_video import (
+    Mask2FormerVideoConfig,
+    Mask2FormerVideoForVideoInstanceSegmentation,
+    Mask2FormerVideoProcessor,
 )
 
 PRESET_ALIASES = {
@@ -76,7 +75,7 @@ QUICK_SETTINGS = {"presets": list(TINY_PRESETS), "sizes": ["64x96"], "frames": [
 def model_config(preset: str, chunk_size: int | None) -> Mask2FormerVideoConfig:
     """The configuration of a preset (`r50`, `swin-t`, `swin-l`, a full preset name, or `tiny-r50`/`tiny-swin`)."""
     config = (
-        tiny_config(TINY_BACKBONES[preset])
+        Mask2FormerVideoConfig.tiny(TINY_BACKBONES[preset])
         if preset in TINY_PRESETS
         else Mask2FormerVideoConfig.from_preset(PRESET_ALIASES.get(preset, preset))
     )

@@ -68,13 +68,14 @@ def run_child(args: argparse.Namespace) -> None:
     from transformers import pipeline
 
     import modeling_m2f_video  # noqa: F401  (registers the Auto classes)
-    from modeling_m2f_video.commands.predict import to_records
-    from modeling_m2f_video.pipeline_video_instance_segmentation import TASK, register_pipeline
+    from modeling_m2f_video.batch_prediction import to_records
+    from modeling_m2f_video.pipeline_video_instance_segmentation import TASK
     from modeling_m2f_video.processing.video_processing_m2f_video import Mask2FormerVideoProcessor
+    from modeling_m2f_video.registration import register
 
     mode, video_path, result_path = args.child
     torch.set_num_threads(args.threads)
-    register_pipeline()
+    register()
     processor = Mask2FormerVideoProcessor.from_pretrained(
         args.model_path, size={"shortest_edge": args.shortest_edge, "longest_edge": 1333}
     )
@@ -98,7 +99,7 @@ def run_child(args: argparse.Namespace) -> None:
 
 def resolve_benchmark_model(name: str | None, work: Path) -> tuple[str, str]:
     """(model folder, description): the given model, the demo model if installed, or a tiny random one."""
-    from modeling_m2f_video.model_paths import DEMO_MODEL_DIR, resolve_model_path
+    from modeling_m2f_video.demo import DEMO_MODEL_DIR, resolve_model_path
 
     if name is not None:
         return resolve_model_path(name), name
@@ -112,11 +113,11 @@ def save_tiny_random_model(folder: Path) -> Path:
     import torch
 
     from modeling_m2f_video import Mask2FormerVideoForVideoInstanceSegmentation
-    from modeling_m2f_video.benchmarking import tiny_config
+    from modeling_m2f_video.configuration import Mask2FormerVideoConfig
     from modeling_m2f_video.processing.video_processing_m2f_video import Mask2FormerVideoProcessor
 
     torch.manual_seed(0)
-    config = tiny_config()
+    config = Mask2FormerVideoConfig.tiny()
     Mask2FormerVideoForVideoInstanceSegmentation(config).eval().save_pretrained(folder)
     Mask2FormerVideoProcessor.from_model_config(config).save_pretrained(folder)
     return folder
@@ -155,7 +156,7 @@ def run_one(args: argparse.Namespace, model: str, mode: str, video: Path, result
 
 def agreement(reference: dict, clip: dict, length: int, args: argparse.Namespace, num_classes: int) -> dict | None:
     """Mask AP / AP50 / AP75 of the clip-by-clip records against the confident whole-video records."""
-    from modeling_m2f_video.ytvis_eval import evaluate_ytvis
+    from modeling_m2f_video.evaluation.metric import evaluate_ytvis
 
     kept = [r for r in reference["records"] if r["score"] > args.reference_threshold]
     if not kept:

@@ -18,10 +18,11 @@ from unittest import mock
 
 import numpy as np
 
-from modeling_m2f_video import ytvis_eval
-from modeling_m2f_video.ytvis_io import Track, decode_rle_strings
+from modeling_m2f_video.evaluation import metric as ytvis_eval
+from modeling_m2f_video.ytvis.reader import Track
+from modeling_m2f_video.ytvis.rle import decode_rle_strings
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared/fixtures/ytvis_metric/realistic_medium"
+FIXTURE = Path(__file__).resolve().parents[1] / "tests/fixtures/ytvis_metric/realistic_medium"
 
 
 def decode(rle: dict | None, height: int, width: int) -> np.ndarray:

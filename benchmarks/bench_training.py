@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from modeling_m2f_video.benchmarking import (
+from benchmark_utils import (
     PartTimer,
     answer_as_worker,
     autocast_context,

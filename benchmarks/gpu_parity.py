@@ -15,9 +15,9 @@ import argparse
 import sys
 
 import torch
+from benchmark_utils import load_benchmark_script
 
-from modeling_m2f_video import Mask2FormerVideoForVideoInstanceSegmentation
-from modeling_m2f_video.benchmarking import load_benchmark_script, tiny_config
+from modeling_m2f_video import Mask2FormerVideoConfig, Mask2FormerVideoForVideoInstanceSegmentation
 
 inference = load_benchmark_script("bench_inference")
 
@@ -43,7 +43,7 @@ def max_differences(fast, reference) -> dict[str, float]:
 
 def tiny_model(preset: str, pre_norm: bool, device: str) -> Mask2FormerVideoForVideoInstanceSegmentation:
     """A tiny preset with post-norm or pre-norm decoder layers, seeded random weights, eval mode."""
-    config = tiny_config(inference.TINY_BACKBONES[preset])
+    config = Mask2FormerVideoConfig.tiny(inference.TINY_BACKBONES[preset])
     config.pre_norm = pre_norm
     torch.manual_seed(0)
     return Mask2FormerVideoForVideoInstanceSegmentation(config).eval().to(device)

@@ -11,7 +11,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from modeling_m2f_video.benchmarking import load_benchmark_script
+from benchmark_utils import load_benchmark_script
 
 TABLE_SCRIPTS = {"inference": "bench_inference", "training": "bench_training"}
 

@@ -30,7 +30,7 @@ import torch
 from transformers import ResNetConfig
 
 from modeling_m2f_video import Mask2FormerVideoConfig, Mask2FormerVideoForVideoInstanceSegmentation
-from modeling_m2f_video.hub import save_model_card
+from modeling_m2f_video.model_cards import save_model_card
 from modeling_m2f_video.processing.synthetic import make_synthetic_dataset
 from modeling_m2f_video.training import TrainingConfig, train
 

@@ -11,6 +11,21 @@ from transformers import Mask2FormerConfig, ResNetConfig, SwinConfig
 from .presets import BACKBONES, DATASET_CATEGORIES, PRESETS
 
 STAGES = ["stage1", "stage2", "stage3", "stage4"]
+# Keys of a saved config that describe the file rather than the architecture.
+_NON_ARCHITECTURE_KEYS = ("model_type", "architectures", "transformers_version", "_name_or_path")
+# The decoder of `Mask2FormerVideoConfig.tiny`.
+TINY_DECODER = {
+    "feature_size": 32,
+    "mask_feature_size": 32,
+    "hidden_dim": 32,
+    "encoder_layers": 1,
+    "encoder_feedforward_dim": 32,
+    "decoder_layers": 4,
+    "num_attention_heads": 2,
+    "dim_feedforward": 32,
+    "num_queries": 6,
+    "train_num_points": 64,
+}
 
 
 class Mask2FormerVideoConfig(Mask2FormerConfig):
@@ -94,3 +109,34 @@ class Mask2FormerVideoConfig(Mask2FormerConfig):
             **overrides,
         }
         return cls(**kwargs)
+
+    @classmethod
+    def tiny(cls, backbone: str = "resnet", num_labels: int = 3, **overrides: Any) -> "Mask2FormerVideoConfig":
+        """A random architecture small enough to run in well under a second on a CPU, with a ResNet or a Swin
+        backbone: every code path of the real models, none of their cost (smoke tests, quick benchmark runs).
+        Keyword arguments override config fields."""
+        if backbone == "resnet":
+            backbone_config = ResNetConfig(
+                embedding_size=8, hidden_sizes=[16, 16, 32, 32], depths=[1, 1, 1, 1], out_features=STAGES
+            )
+        elif backbone == "swin":
+            backbone_config = SwinConfig(
+                embed_dim=8, depths=[1, 1, 2, 1], num_heads=[1, 1, 2, 2], window_size=4, out_features=STAGES
+            )
+        else:
+            raise ValueError(f"backbone must be 'resnet' or 'swin', got {backbone!r}")
+        return cls(backbone_config=backbone_config, num_labels=num_labels, **{**TINY_DECODER, **overrides})
+
+    @classmethod
+    def from_image_config(
+        cls, image_config: Mask2FormerConfig, id2label: dict[int, str] | None = None
+    ) -> "Mask2FormerVideoConfig":
+        """The video config of an image Mask2Former's architecture (with the label set `id2label` when given), and
+        the paper's test size for its backbone (shortest side 480 for Swin, 360 for ResNet)."""
+        values = {key: value for key, value in image_config.to_dict().items() if key not in _NON_ARCHITECTURE_KEYS}
+        if id2label is not None:
+            values["id2label"] = id2label
+            values["label2id"] = {name: index for index, name in id2label.items()}
+        config = cls.from_dict(values)
+        config.test_shortest_edge = 480 if config.backbone_config.model_type == "swin" else 360
+        return config

@@ -17,14 +17,11 @@ from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation
 from transformers.utils import cached_file
 
 from modeling_m2f_video.configuration import Mask2FormerVideoConfig
-from modeling_m2f_video.hub import save_model_card
+from modeling_m2f_video.model_cards import save_model_card
 
 from .errors import ConversionError
 from .output import save_processor, staged_output, verify_model_folder
 
-CLASS_HEAD_KEYS = ("class_predictor.weight", "class_predictor.bias", "criterion.empty_weight")
-# Keys of a saved config that describe the file rather than the architecture.
-_NON_ARCHITECTURE_KEYS = ("model_type", "architectures", "transformers_version", "_name_or_path")
 IMAGENET_MEAN_255 = [123.675, 116.28, 103.53]
 IMAGENET_STD_255 = [58.395, 57.12, 57.375]
 
@@ -61,17 +58,6 @@ def new_label_set(
     else:
         return None
     return None if labels == current else labels
-
-
-def video_config_from_image(image_config: Mask2FormerConfig, labels: dict[int, str] | None) -> Mask2FormerVideoConfig:
-    """The video config with the image architecture (and `labels` when the label set changes)."""
-    values = {key: value for key, value in image_config.to_dict().items() if key not in _NON_ARCHITECTURE_KEYS}
-    if labels is not None:
-        values["id2label"] = labels
-        values["label2id"] = {name: index for index, name in labels.items()}
-    config = Mask2FormerVideoConfig.from_dict(values)
-    config.test_shortest_edge = 480 if config.backbone_config.model_type == "swin" else 360
-    return config
 
 
 def image_processor_settings(model_dir_or_hub_id: str | Path, config: Mask2FormerVideoConfig) -> dict[str, Any]:
@@ -127,17 +113,13 @@ def convert_image_checkpoint(
     """
     image_config = Mask2FormerConfig.from_pretrained(model_dir_or_hub_id)
     labels = new_label_set(image_config, num_labels, id2label)
-    config = video_config_from_image(image_config, labels)
-    image_state = Mask2FormerForUniversalSegmentation.from_pretrained(model_dir_or_hub_id).state_dict()
-    reinitialised = CLASS_HEAD_KEYS if labels is not None else ()
-    for key in reinitialised:
-        image_state.pop(key, None)
+    config = Mask2FormerVideoConfig.from_image_config(image_config, labels)
     video_model = _video_model_class()(config)
-    result = video_model.load_state_dict(image_state, strict=False)
-    unexpected = list(result.unexpected_keys)
-    missing = [key for key in result.missing_keys if key not in reinitialised]
-    if unexpected or missing:
-        raise ConversionError(f"image weights do not fit the video model: missing {missing}, unexpected {unexpected}")
+    image_state = Mask2FormerForUniversalSegmentation.from_pretrained(model_dir_or_hub_id).state_dict()
+    try:
+        video_model.load_image_weights(image_state, new_class_head=labels is not None)
+    except ValueError as error:
+        raise ConversionError(f"image weights: {error}") from error
     del image_state
     settings = image_processor_settings(model_dir_or_hub_id, config)
     notes = ("The class head was re-initialised for the new label set.",) if labels is not None else ()

@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from modeling_m2f_video.configuration import Mask2FormerVideoConfig
-from modeling_m2f_video.hub import OFFICIAL_WEIGHTS_LICENSE, paper_results, preset_of, save_model_card
+from modeling_m2f_video.model_cards import OFFICIAL_WEIGHTS_LICENSE, paper_results, preset_of, save_model_card
 
 from .checkpoint_io import load_checkpoint, write_safetensors
 from .detectron2_config import load_yaml_config, processor_settings, video_config_from_detectron2

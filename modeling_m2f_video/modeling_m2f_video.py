@@ -1,6 +1,6 @@
 """Mask2Former for video instance segmentation (Cheng et al., 2021, "Mask2Former for Video Instance Segmentation").
 
-The video model is transformers' image Mask2Former with three changes, and nothing else:
+The video model is transformers' image Mask2Former with the paper's three changes:
 
 1. the backbone and pixel decoder run on every frame; the masked cross-attention of the transformer decoder then
    attends to the features of all T frames at once (T·h·w keys per level);
@@ -8,23 +8,32 @@ The video model is transformers' image Mask2Former with three changes, and nothi
 3. each query predicts a mask volume, `einsum("bqc,btchw->bqthw", mask_embedding, mask_features)`, and the
    attention mask of the next layer is that volume resized per frame.
 
-Every module is a transformers Mask2Former module or a thin subclass of one that keeps its parameter names, so the
+Every class below is a transformers Mask2Former class or a subclass of one that keeps its parameter names, so the
 state dict of [`Mask2FormerVideoForVideoInstanceSegmentation`] has exactly the keys of
-`Mask2FormerForUniversalSegmentation`: image checkpoints load unchanged.
+`Mask2FormerForUniversalSegmentation`: image checkpoints load unchanged. The whole diff over upstream
+(`transformers.models.mask2former.modeling_mask2former`):
+
+| upstream class | video class | what changes, and why |
+| --- | --- | --- |
+| `Mask2FormerPixelLevelModule` | `Mask2FormerVideoPixelLevelModule` | runs on the B·T frames, optionally `frame_chunk_size` at a time (bounded memory, same outputs); backbone adaptations of `backbone_adaptations.py` (frozen batch norm, official Swin window padding) |
+| `Mask2FormerTransformerModule` | `Mask2FormerVideoTransformerModule` | memory flattened over (T, h, w), t slowest; position = 2-D sine + temporal sine (change 1, 2) |
+| `Mask2FormerMaskedAttentionDecoder` | `Mask2FormerVideoMaskedAttentionDecoder` | own loop: no layer drop (the official decoder has none; upstream skips layers at random with probability `config.dropout`); mask volumes of earlier layers dropped at inference once their attention mask is made |
+| `Mask2FormerMaskedAttentionDecoderLayer` | `Mask2FormerVideoDecoderLayer` | attention through `scaled_dot_product_attention` with a head-broadcast mask (upstream copies the mask per head); the upstream modules run for `attn_implementation="eager"` and when attention weights are asked for |
+| `Mask2FormerMaskPredictor` | `Mask2FormerVideoMaskPredictor` | mask volume per query (change 3); attention mask `(B, 1, Q, T·h·w)` |
+| `Mask2FormerLoss`, `Mask2FormerHungarianMatcher` | in `loss_m2f_video.py` | clip-level matching; per-frame mask losses; process-count normalisation as the official criterion |
+| `Mask2FormerModel` | `Mask2FormerVideoModel` | input `pixel_values_videos` (B, T, 3, H, W); `pixel_mask` checked but unused (as in the official model) |
+| `Mask2FormerForUniversalSegmentation` | `Mask2FormerVideoForVideoInstanceSegmentation` | the class head on every decoder prediction; upstream's `get_loss_dict`, `get_loss` and `get_auxiliary_logits` reused as they are |
 """
 
 import math
 from dataclasses import dataclass
 
 import torch
-from accelerate import PartialState
-from accelerate.utils import reduce
-from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 from transformers.models.mask2former.modeling_mask2former import (
+    Mask2FormerForUniversalSegmentation,
     Mask2FormerForUniversalSegmentationOutput,
-    Mask2FormerHungarianMatcher,
-    Mask2FormerLoss,
+    Mask2FormerMaskedAttentionDecoder,
     Mask2FormerMaskedAttentionDecoderLayer,
     Mask2FormerMaskedAttentionDecoderOutput,
     Mask2FormerMaskPredictor,
@@ -32,14 +41,15 @@ from transformers.models.mask2former.modeling_mask2former import (
     Mask2FormerPixelLevelModule,
     Mask2FormerPixelLevelModuleOutput,
     Mask2FormerPreTrainedModel,
-    Mask2FormerSinePositionEmbedding,
     Mask2FormerTransformerModule,
-    pair_wise_dice_loss,
-    pair_wise_sigmoid_cross_entropy_loss,
-    sample_point,
 )
 
+from .backbone_adaptations import freeze_batch_norms, pad_small_swin_windows
 from .configuration import Mask2FormerVideoConfig
+from .loss_m2f_video import Mask2FormerVideoLoss
+
+# The parameters of the class head: what a new label set re-initialises.
+CLASS_HEAD_KEYS = ("class_predictor.weight", "class_predictor.bias", "criterion.empty_weight")
 
 
 @dataclass
@@ -64,29 +74,6 @@ class Mask2FormerVideoForVideoInstanceSegmentationOutput(Mask2FormerForUniversal
     """
 
     loss_dict: dict[str, Tensor] | None = None
-
-
-class FrozenBatchNorm2d(nn.BatchNorm2d):
-    """BatchNorm2d with fixed statistics and affine parameters, like detectron2's `FrozenBN`.
-
-    It subclasses `nn.BatchNorm2d` so that the state-dict keys (including `num_batches_tracked`) stay those of
-    transformers' ResNet: image checkpoints load unchanged. It always normalises with the running statistics, also
-    in training mode, and its weight and bias are not trained.
-    """
-
-    def forward(self, hidden_state: Tensor) -> Tensor:
-        return nn.functional.batch_norm(
-            hidden_state, self.running_mean, self.running_var, self.weight, self.bias, training=False, eps=self.eps
-        )
-
-
-def freeze_batch_norms(module: nn.Module) -> None:
-    """Turns every `nn.BatchNorm2d` below `module` into a [`FrozenBatchNorm2d`] in place (parameters are kept)."""
-    for submodule in module.modules():
-        if type(submodule) is nn.BatchNorm2d:
-            submodule.__class__ = FrozenBatchNorm2d
-            submodule.weight.requires_grad_(False)
-            submodule.bias.requires_grad_(False)
 
 
 def temporal_sine_embedding(
@@ -118,8 +105,6 @@ class Mask2FormerVideoPixelLevelModule(Mask2FormerPixelLevelModule):
         if backbone_type == "resnet" and config.backbone_frozen_batch_norm:
             freeze_batch_norms(self.encoder)
         if backbone_type == "swin" and config.swin_pad_small_windows:
-            from .swin_official import pad_small_swin_windows
-
             pad_small_swin_windows(self.encoder)
 
     def forward(
@@ -299,20 +284,19 @@ class Mask2FormerVideoDecoderLayer(Mask2FormerMaskedAttentionDecoderLayer):
         return attention.out_proj(output), None
 
 
-class Mask2FormerVideoMaskedAttentionDecoder(nn.Module):
-    """The image model's masked-attention decoder (same parameter names), run over the memory of all frames.
+class Mask2FormerVideoMaskedAttentionDecoder(Mask2FormerMaskedAttentionDecoder):
+    """Upstream's masked-attention decoder with video layers and mask predictor, run over the memory of all frames.
 
-    Each layer attends to one feature level (cycling low to high resolution) with the attention mask made from the
-    previous prediction. Mask volumes of earlier layers are only kept when asked for (training with deep supervision,
-    auxiliary outputs): at inference they are dropped as soon as their attention mask is made, which bounds memory.
+    Same attributes and parameters as upstream (`layers`, `layernorm`, `mask_predictor`). Each layer attends to one
+    feature level (cycling low to high resolution) with the attention mask made from the previous prediction. The
+    loop is written out because it differs from upstream's: no layer drop, and the mask volumes of earlier layers
+    are only kept when asked for (training with deep supervision, auxiliary outputs); at inference they are dropped
+    as soon as their attention mask is made, which bounds memory.
     """
 
     def __init__(self, config: Mask2FormerVideoConfig):
-        super().__init__()
-        self.config = config
-        self.num_feature_levels = 3
-        self.layers = nn.ModuleList([Mask2FormerVideoDecoderLayer(config) for _ in range(config.decoder_layers - 1)])
-        self.layernorm = nn.LayerNorm(config.hidden_dim)
+        super().__init__(config)
+        self.layers = nn.ModuleList([Mask2FormerVideoDecoderLayer(config) for _ in range(self.decoder_layers)])
         self.mask_predictor = Mask2FormerVideoMaskPredictor(
             hidden_size=config.hidden_dim,
             num_heads=config.num_attention_heads,
@@ -386,29 +370,15 @@ class Mask2FormerVideoMaskedAttentionDecoder(nn.Module):
 
 
 class Mask2FormerVideoTransformerModule(Mask2FormerTransformerModule):
-    """The image transformer module, attending over the keys of all frames at once.
+    """Upstream's transformer module with the video decoder, attending over the keys of all frames at once.
 
     The memory of every level is flattened over (T, h, w) with t slowest, and its position encoding is the spatial
-    sine encoding plus the temporal one. Parameters and their names are the image module's.
+    sine encoding plus the temporal one. Parameters and their names are upstream's.
     """
 
     def __init__(self, in_features: int, config: Mask2FormerVideoConfig):
-        # The image module's attributes, built here (not by its __init__) so that its image decoder is never made.
-        nn.Module.__init__(self)
-        hidden_dim = config.hidden_dim
-        self.num_feature_levels = 3
-        self.position_embedder = Mask2FormerSinePositionEmbedding(
-            num_position_features=hidden_dim // 2, normalize=True
-        )
-        self.queries_embedder = nn.Embedding(config.num_queries, hidden_dim)
-        self.queries_features = nn.Embedding(config.num_queries, hidden_dim)
-        needs_projection = in_features != hidden_dim or config.enforce_input_projection
-        self.input_projections = nn.ModuleList(
-            nn.Conv2d(in_features, hidden_dim, kernel_size=1) if needs_projection else nn.Sequential()
-            for _ in range(self.num_feature_levels)
-        )
+        super().__init__(in_features, config)
         self.decoder = Mask2FormerVideoMaskedAttentionDecoder(config)
-        self.level_embed = nn.Embedding(self.num_feature_levels, hidden_dim)
 
     def forward(
         self,
@@ -455,100 +425,6 @@ class Mask2FormerVideoTransformerModule(Mask2FormerTransformerModule):
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
         )
-
-
-class Mask2FormerVideoHungarianMatcher(Mask2FormerHungarianMatcher):
-    """Matches queries to ground-truth tracks using the whole clip.
-
-    As in the official video matcher, one set of random points is drawn per video and used for all T frames, so the
-    mask and dice costs compare the (T × points) samples of a query's volume with those of a track.
-    """
-
-    @torch.no_grad()
-    def forward(
-        self,
-        masks_queries_logits: Tensor,
-        class_queries_logits: Tensor,
-        mask_labels: list[Tensor],
-        class_labels: list[Tensor],
-    ) -> list[tuple[Tensor, Tensor]]:
-        """`masks_queries_logits` is `(B, Q, T, h, w)`; `mask_labels[i]` is `(N_i, T, H, W)`."""
-        indices = []
-        for pred_masks, pred_logits, target_masks, target_classes in zip(
-            masks_queries_logits, class_queries_logits, mask_labels, class_labels
-        ):
-            cost_class = -pred_logits.softmax(-1)[:, target_classes]  # (Q, N)
-            points = torch.rand(1, self.num_points, 2, device=pred_masks.device)
-            # The frames act as channels of sample_point: every frame is sampled at the same points.
-            pred_points = sample_point(pred_masks, points.expand(pred_masks.shape[0], -1, -1), align_corners=False)
-            target_points = sample_point(
-                target_masks.to(pred_masks), points.expand(target_masks.shape[0], -1, -1), align_corners=False
-            )
-            pred_points, target_points = pred_points.flatten(1), target_points.flatten(1)  # (Q, T*P), (N, T*P)
-            cost_matrix = (
-                self.cost_mask * pair_wise_sigmoid_cross_entropy_loss(pred_points, target_points)
-                + self.cost_class * cost_class
-                + self.cost_dice * pair_wise_dice_loss(pred_points, target_points)
-            )
-            max_value = torch.finfo(cost_matrix.dtype).max
-            cost_matrix = torch.nan_to_num(cost_matrix, nan=max_value, posinf=max_value, neginf=max_value)
-            query_indices, target_indices = linear_sum_assignment(cost_matrix.cpu())
-            indices.append((torch.as_tensor(query_indices), torch.as_tensor(target_indices)))
-        return indices
-
-
-class Mask2FormerVideoLoss(Mask2FormerLoss):
-    """The image Mask2Former criterion with the video matcher and per-frame mask losses.
-
-    After matching on whole clips, the mask and dice losses treat each frame of a matched (query, track) pair as one
-    2-D mask with its own importance-sampled points (as the official VideoSetCriterion does), normalised by the
-    number of tracks. Class loss, no-object weight and deep supervision are the image criterion's.
-    """
-
-    def __init__(self, config: Mask2FormerVideoConfig, weight_dict: dict[str, float]):
-        super().__init__(config=config, weight_dict=weight_dict)
-        self.matcher = Mask2FormerVideoHungarianMatcher(
-            cost_class=config.class_weight,
-            cost_mask=config.mask_weight,
-            cost_dice=config.dice_weight,
-            num_points=config.train_num_points,
-        )
-
-    def loss_masks(
-        self,
-        masks_queries_logits: Tensor,
-        mask_labels: list[Tensor],
-        indices: list[tuple[Tensor, Tensor]],
-        num_masks: Tensor,
-    ) -> dict[str, Tensor]:
-        """Per-frame point losses: each (query, track) match becomes T matches of 2-D masks."""
-        num_frames = masks_queries_logits.shape[2]
-        frame_offsets = torch.arange(num_frames)
-        frame_indices = [
-            (
-                (queries[:, None] * num_frames + frame_offsets).flatten(),
-                (targets[:, None] * num_frames + frame_offsets).flatten(),
-            )
-            for queries, targets in indices
-        ]
-        return super().loss_masks(
-            masks_queries_logits.flatten(1, 2),  # (B, Q*T, h, w)
-            [masks.flatten(0, 1) for masks in mask_labels],  # (N*T, H, W) per video
-            frame_indices,
-            num_masks,
-        )
-
-    def get_num_masks(self, class_labels: list[Tensor], device: torch.device) -> Tensor:
-        """Number of tracks per process, averaged over processes (at least 1), to normalise the mask losses.
-
-        As the official criterion does (all-reduce sum, then divide by the world size). transformers' image
-        criterion averages over processes and then divides by their number again, which scales the mask and dice
-        losses by the number of processes.
-        """
-        num_masks = torch.as_tensor(sum(len(classes) for classes in class_labels), dtype=torch.float, device=device)
-        if PartialState._shared_state and PartialState().num_processes > 1:
-            num_masks = reduce(num_masks, reduction="mean")
-        return torch.clamp(num_masks, min=1)
 
 
 class Mask2FormerVideoPreTrainedModel(Mask2FormerPreTrainedModel):
@@ -599,6 +475,7 @@ class Mask2FormerVideoModel(Mask2FormerVideoPreTrainedModel):
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         output_all_predictions: bool = True,
+        frame_chunk_size: int | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> Mask2FormerVideoModelOutput | tuple:
@@ -613,8 +490,14 @@ class Mask2FormerVideoModel(Mask2FormerVideoPreTrainedModel):
                 Return the prediction of every decoder layer in `masks_queries_logits` and
                 `transformer_decoder_intermediate_states`. With `False` only the last one is kept, and the mask
                 volumes of earlier layers are freed as soon as they have served as attention masks.
+            frame_chunk_size (`int`, *optional*):
+                Run the backbone and pixel decoder on this many frames at a time (same outputs, less peak memory);
+                defaults to `config.frame_chunk_size` (`None`: all frames at once).
         """
         _check_video_input(pixel_values_videos, pixel_mask)
+        frame_chunk_size = frame_chunk_size if frame_chunk_size is not None else self.config.frame_chunk_size
+        if frame_chunk_size is not None and frame_chunk_size < 1:
+            raise ValueError(f"frame_chunk_size must be a positive number of frames, got {frame_chunk_size}")
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
@@ -625,7 +508,7 @@ class Mask2FormerVideoModel(Mask2FormerVideoPreTrainedModel):
         pixel_level_output = self.pixel_level_module(
             pixel_values_videos.flatten(0, 1),  # (B*T, 3, H, W)
             output_hidden_states=output_hidden_states,
-            frame_chunk_size=self.config.frame_chunk_size,
+            frame_chunk_size=frame_chunk_size,
         )
         decoder_output = self.transformer_module(
             multi_scale_features=pixel_level_output.decoder_hidden_states,
@@ -683,6 +566,26 @@ class Mask2FormerVideoForVideoInstanceSegmentation(Mask2FormerVideoPreTrainedMod
         self.criterion = Mask2FormerVideoLoss(config=config, weight_dict=self.weight_dict)
         self.post_init()
 
+    # Loss weighting and the auxiliary outputs are upstream's, unchanged.
+    get_loss_dict = Mask2FormerForUniversalSegmentation.get_loss_dict
+    get_loss = Mask2FormerForUniversalSegmentation.get_loss
+    get_auxiliary_logits = Mask2FormerForUniversalSegmentation.get_auxiliary_logits
+
+    def load_image_weights(self, state_dict: dict[str, Tensor], new_class_head: bool = False) -> None:
+        """Load the weights of an image Mask2Former (`Mask2FormerForUniversalSegmentation.state_dict()`, or a video
+        model's: the keys are the same) into this model.
+
+        With `new_class_head`, the class head (`CLASS_HEAD_KEYS`) keeps this model's fresh initialisation, for a
+        label set that differs from the checkpoint's. Raises a ValueError naming the keys that do not fit.
+        """
+        kept = {key: value for key, value in state_dict.items() if not (new_class_head and key in CLASS_HEAD_KEYS)}
+        result = self.load_state_dict(kept, strict=False)
+        missing = [key for key in result.missing_keys if not (new_class_head and key in CLASS_HEAD_KEYS)]
+        if missing or result.unexpected_keys:
+            raise ValueError(
+                f"the weights do not fit the video model: missing {missing}, unexpected {result.unexpected_keys}"
+            )
+
     def forward(
         self,
         pixel_values_videos: Tensor,
@@ -692,6 +595,7 @@ class Mask2FormerVideoForVideoInstanceSegmentation(Mask2FormerVideoPreTrainedMod
         output_hidden_states: bool | None = None,
         output_auxiliary_logits: bool | None = None,
         output_attentions: bool | None = None,
+        frame_chunk_size: int | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> Mask2FormerVideoForVideoInstanceSegmentationOutput | tuple:
@@ -708,6 +612,8 @@ class Mask2FormerVideoForVideoInstanceSegmentation(Mask2FormerVideoPreTrainedMod
                 See [`Mask2FormerVideoModel.forward`].
             output_auxiliary_logits (`bool`, *optional*):
                 Whether to return the predictions of every decoder layer in `auxiliary_logits`.
+            frame_chunk_size (`int`, *optional*):
+                See [`Mask2FormerVideoModel.forward`].
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         output_auxiliary_logits = (
@@ -725,6 +631,7 @@ class Mask2FormerVideoForVideoInstanceSegmentation(Mask2FormerVideoPreTrainedMod
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
             output_all_predictions=deep_supervision or bool(output_auxiliary_logits),
+            frame_chunk_size=frame_chunk_size,
             return_dict=True,
         )
 
@@ -734,27 +641,18 @@ class Mask2FormerVideoForVideoInstanceSegmentation(Mask2FormerVideoPreTrainedMod
             for queries in outputs.transformer_decoder_intermediate_states
         ]
         masks_queries_logits = outputs.masks_queries_logits
-        auxiliary_logits = [
-            {"class_queries_logits": classes, "masks_queries_logits": masks}
-            for classes, masks in zip(class_queries_logits[:-1], masks_queries_logits[:-1])
-        ]
+        auxiliary_logits = self.get_auxiliary_logits(class_queries_logits, masks_queries_logits)
 
         loss, loss_dict = None, None
         if compute_loss:
-            loss_dict = self.criterion(
-                masks_queries_logits=masks_queries_logits[-1],
-                class_queries_logits=class_queries_logits[-1],
-                mask_labels=mask_labels,
-                class_labels=class_labels,
-                auxiliary_predictions=auxiliary_logits if deep_supervision else None,
+            loss_dict = self.get_loss_dict(
+                masks_queries_logits[-1],
+                class_queries_logits[-1],
+                mask_labels,
+                class_labels,
+                auxiliary_logits if deep_supervision else None,
             )
-            loss_dict = {
-                name: value * weight
-                for name, value in loss_dict.items()
-                for key, weight in self.weight_dict.items()
-                if name.startswith(key)
-            }
-            loss = sum(loss_dict.values())
+            loss = self.get_loss(loss_dict)
 
         output = Mask2FormerVideoForVideoInstanceSegmentationOutput(
             loss=loss,

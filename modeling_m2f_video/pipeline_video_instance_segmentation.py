@@ -11,32 +11,32 @@ instances[0]  # {"score": 0.97, "label": "person", "label_id": 0, "masks": [(H, 
 
 A video is a file (anything PyAV decodes: mp4, webm, avi, mov, ...), a folder of frame images, a list of PIL
 images or (H, W, 3) arrays, or a (T, H, W, 3) uint8 array; a list of videos (or a 5-D array) is a batch and
-gives a list of results. Short videos are segmented whole, as the official code does; videos longer than
-`long_video_threshold` frames are segmented clip by clip (`long_video.segment_video_by_clips`), which keeps
-memory bounded whatever the length. `mode="whole"` or `mode="clip"` forces either.
+gives a list of results. The pipeline is a thin layer over the inference core (`inference.segment.segment_video`):
+short videos are segmented whole, as the official code does; videos longer than `long_video_threshold` frames are
+segmented clip by clip, which keeps memory bounded whatever the length. `mode="whole"` or `mode="clip"` forces
+either.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from pycocotools import mask as mask_utils
 from transformers import Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.utils import VIDEO_PROCESSOR_NAME
 
 from .auto import AutoModelForVideoInstanceSegmentation
-from .long_video import TrackedInstances, segment_video_by_clips
+from .inference.instances import VideoInstances
+from .inference.segment import MODES, segment_video
+from .processing.video_io import VideoSource, is_single_video, open_video
 from .processing.video_processing_m2f_video import Mask2FormerVideoProcessor
-from .video_io import VideoSource, is_single_video, open_video
+from .ytvis.rle import decode_rle, encode_rle
 
 TASK = "video-instance-segmentation"
-MODES = ("auto", "whole", "clip")
 
 
 def register_pipeline() -> None:
@@ -66,22 +66,11 @@ def load_video_processor(model_path: str | os.PathLike) -> Mask2FormerVideoProce
     return Mask2FormerVideoProcessor.from_pretrained(model_path)
 
 
-def encode_rle(mask: np.ndarray) -> dict:
-    """A (H, W) bool mask as a pycocotools compressed RLE with `counts` as a str (JSON-ready)."""
-    rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
-    return {"size": [int(side) for side in rle["size"]], "counts": rle["counts"].decode("ascii")}
-
-
-def decode_rle(rle: dict) -> np.ndarray:
-    """The (H, W) bool mask of a compressed RLE from `encode_rle`."""
-    return mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode("ascii")}).astype(bool)
-
-
 class VideoInstanceSegmentationPipeline(Pipeline):
     """Video instance segmentation with a video Mask2Former, for any video length.
 
     Call options (also accepted when building the pipeline):
-        top_k (`int`, 10): most instances per video.
+        top_k (`int`, `model.config.test_top_k`): most instances per video.
         threshold (`float`, 0.0): keep instances whose score is above this.
         frame_stride (`int`, 1) / max_frames (`int`, None): read every n-th frame / at most this many frames.
         mode (`str`, "auto"): "whole" runs the whole video at once, "clip" clip by clip; "auto" picks "clip"
@@ -140,121 +129,45 @@ class VideoInstanceSegmentationPipeline(Pipeline):
     ) -> tuple[dict, dict, dict]:
         if mode is not None and mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
-        preprocess = _given(
-            frame_stride=frame_stride,
-            max_frames=max_frames,
-            mode=mode,
-            long_video_threshold=long_video_threshold,
-            clip_length=clip_length,
-        )
+        preprocess = _given(frame_stride=frame_stride, max_frames=max_frames)
         forward = _given(
+            mode=mode,
             top_k=top_k,
             threshold=threshold,
+            long_video_threshold=long_video_threshold,
             clip_length=clip_length,
             clip_overlap=clip_overlap,
             frame_chunk_size=frame_chunk_size,
             progress=progress,
         )
-        postprocess = _given(top_k=top_k, threshold=threshold, return_rle=return_rle)
+        postprocess = _given(return_rle=return_rle)
         return preprocess, forward, postprocess
 
-    def preprocess(
-        self,
-        video: Any,
-        frame_stride: int = 1,
-        max_frames: int | None = None,
-        mode: str = "auto",
-        long_video_threshold: int = 64,
-        clip_length: int = 32,
-    ) -> dict[str, Any]:
-        """Open the video and choose the mode; a video segmented whole is decoded and processed here."""
+    def preprocess(self, video: Any, frame_stride: int = 1, max_frames: int | None = None) -> dict[str, Any]:
+        """Open the video (frames are decoded by `_forward`, whole or window by window)."""
         source = video if isinstance(video, VideoSource) else open_video(video, frame_stride, max_frames)
-        if mode == "auto":
-            mode = "clip" if source.num_frames > max(long_video_threshold, clip_length) else "whole"
-        if mode == "clip":
-            return {"mode": "clip", "source": source}
-        inputs = self.video_processor(source.read(), return_tensors="pt")
-        return {"mode": "whole", **inputs}
+        return {"source": source}
 
-    def _forward(
-        self,
-        model_inputs: dict[str, Any],
-        top_k: int = 10,
-        threshold: float = 0.0,
-        clip_length: int = 32,
-        clip_overlap: int = 8,
-        frame_chunk_size: int | None = None,
-        progress: bool = False,
-    ) -> dict[str, Any]:
-        config = self.model.config
-        saved_chunk_size = config.frame_chunk_size
-        if frame_chunk_size is not None:
-            config.frame_chunk_size = frame_chunk_size
-        try:
-            if model_inputs["mode"] == "clip":
-                tracked = segment_video_by_clips(
-                    self.model,
-                    self.video_processor,
-                    model_inputs["source"],
-                    clip_length=clip_length,
-                    overlap=clip_overlap,
-                    top_k=top_k,
-                    threshold=threshold,
-                    progress=progress,
-                )
-                return {"mode": "clip", "tracked": tracked}
-            pixel_values = model_inputs["pixel_values_videos"].to(self.model.dtype)
-            outputs = self.model(pixel_values_videos=pixel_values)
-        finally:
-            config.frame_chunk_size = saved_chunk_size
-        return {
-            "mode": "whole",
-            "class_queries_logits": outputs.class_queries_logits.float(),
-            "masks_queries_logits": outputs.masks_queries_logits.float(),
-            "original_sizes": model_inputs["original_sizes"],
-            "resized_sizes": model_inputs["resized_sizes"],
-        }
+    def _forward(self, model_inputs: dict[str, Any], **options: Any) -> dict[str, Any]:
+        """Segment the video with the inference core (`inference.segment.segment_video`)."""
+        return {"instances": segment_video(self.model, self.video_processor, model_inputs["source"], **options)}
 
-    def postprocess(
-        self, model_outputs: dict[str, Any], top_k: int = 10, threshold: float = 0.0, return_rle: bool = False
-    ) -> list[dict[str, Any]]:
-        """Scored instances, with one mask (or RLE) per frame, from either mode's output."""
-        if model_outputs["mode"] == "clip":
-            tracked: TrackedInstances = model_outputs["tracked"]
-            scores, labels = tracked.scores, tracked.labels
-            masks = (tracked.frame_masks(index) for index in range(len(scores)))
-        else:
-            result = self.video_processor.post_process_video_instance_segmentation(
-                _Outputs(model_outputs["class_queries_logits"], model_outputs["masks_queries_logits"]),
-                target_sizes=model_outputs["original_sizes"],
-                top_k=top_k,
-                threshold=threshold,
-                resized_sizes=model_outputs["resized_sizes"],
-            )[0]
-            scores, labels = result["scores"].numpy(), result["labels"].numpy()
-            masks = (volume.numpy() for volume in result["masks"])
+    def postprocess(self, model_outputs: dict[str, Any], return_rle: bool = False) -> list[dict[str, Any]]:
+        """Scored instances, with one mask (or RLE) per frame."""
+        instances: VideoInstances = model_outputs["instances"]
         return [
             {
                 "score": float(score),
                 "label": self.model.config.id2label.get(int(label), str(int(label))),
                 "label_id": int(label),
-                "masks": _frames_out(frames, return_rle),
+                "masks": (
+                    instances.segmentations(index, keep_empty=True)
+                    if return_rle
+                    else list(instances.frame_masks(index))
+                ),
             }
-            for score, label, frames in zip(scores, labels, masks)
+            for index, (score, label) in enumerate(zip(instances.scores, instances.labels))
         ]
-
-
-class _Outputs:
-    """The two fields of the model output that post-processing reads."""
-
-    def __init__(self, class_queries_logits: torch.Tensor, masks_queries_logits: torch.Tensor):
-        self.class_queries_logits = class_queries_logits
-        self.masks_queries_logits = masks_queries_logits
-
-
-def _frames_out(frames: Iterable[np.ndarray], return_rle: bool) -> list:
-    """One instance's per-frame masks as a list of (H, W) bool arrays, or of RLEs."""
-    return [encode_rle(frame) if return_rle else np.asarray(frame, dtype=bool) for frame in frames]
 
 
 def _given(**options: Any) -> dict[str, Any]:

@@ -16,8 +16,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
-from .pipeline_video_instance_segmentation import decode_rle
-from .video_io import VideoSource, write_video
+from .processing.video_io import VideoSource, write_video
+from .ytvis.rle import decode_rle
 
 MASK_OPACITY = 0.5
 _GOLDEN_RATIO = 0.618033988749895

@@ -29,6 +29,8 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from tqdm.auto import tqdm
 
+from ..ytvis.rle import encode_track
+
 SHAPES = ("ellipse", "rectangle", "triangle", "star", "cross")
 # Colour families: name and the centre of its hue range, in degrees.
 COLOUR_FAMILIES = (
@@ -314,26 +316,14 @@ def _star_contains(u: np.ndarray, v: np.ndarray, points: int, inner_radius: floa
     return cross >= 0.0
 
 
-def encode_rle(mask: np.ndarray) -> dict | None:
-    """Compressed COCO RLE of a (H, W) bool mask with `counts` as str, or None when the mask is empty."""
-    if not mask.any():
-        return None
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    rle["counts"] = rle["counts"].decode("ascii")
-    return rle
-
-
 def video_annotations(video: SyntheticVideo, video_id: int, first_annotation_id: int) -> list[dict]:
     """YouTube-VIS `annotations` entries of one video: per-frame RLE, area and box, null where absent."""
     annotations = []
     _, num_frames, height, width = video.masks.shape
     for k, (object_masks, label) in enumerate(zip(video.masks, video.labels, strict=True)):
-        segmentations, areas, bboxes = [], [], []
-        for t in range(num_frames):
-            rle = encode_rle(object_masks[t])
-            segmentations.append(rle)
-            areas.append(None if rle is None else float(mask_utils.area(rle)))
-            bboxes.append(None if rle is None else [float(b) for b in mask_utils.toBbox(rle)])
+        segmentations = encode_track(object_masks)
+        areas = [None if rle is None else float(mask_utils.area(rle)) for rle in segmentations]
+        bboxes = [None if rle is None else [float(b) for b in mask_utils.toBbox(rle)] for rle in segmentations]
         annotations.append(
             {
                 "id": first_annotation_id + k,

@@ -10,7 +10,8 @@ Pre-processing reproduces what the official detectron2 pipeline feeds the model 
    every video of a batch is padded to one common size.
 
 Post-processing reproduces the official `inference_video`: the top-k (query, class) pairs by softmax score, and
-for each a mask volume at the original frame size. Only the kept queries are upsampled.
+for each a mask volume at the original frame size. Only the kept queries are upsampled. Its two steps live in
+`post_processing.py`, which every inference path shares.
 """
 
 import os
@@ -20,7 +21,6 @@ from typing import Any
 import numpy as np
 import PIL.Image
 import torch
-import torch.nn.functional as F
 from transformers.image_processing_utils import BatchFeature
 from transformers.image_utils import (
     IMAGENET_DEFAULT_MEAN,
@@ -33,7 +33,8 @@ from transformers.processing_utils import Unpack, VideosKwargs
 from transformers.video_processing_utils import BaseVideoProcessor
 from transformers.video_utils import VideoMetadata, load_video
 
-from modeling_m2f_video.configuration import Mask2FormerVideoConfig
+from ..configuration import Mask2FormerVideoConfig
+from .post_processing import MaskGeometry, class_probabilities, select_instances
 
 # A size given as (height, width) per video: a list of pairs or a (B, 2) tensor.
 SizesInput = torch.Tensor | Sequence[Sequence[int]]
@@ -379,7 +380,7 @@ class Mask2FormerVideoProcessor(BaseVideoProcessor):
         self,
         outputs: Any,
         target_sizes: SizesInput,
-        top_k: int = 10,
+        top_k: int | None = None,
         threshold: float = 0.0,
         resized_sizes: SizesInput | None = None,
         return_mask_logits: bool = False,
@@ -388,15 +389,16 @@ class Mask2FormerVideoProcessor(BaseVideoProcessor):
 
         Per video: softmax over the classes, the no-object column dropped; the `top_k` best entries of the
         flattened (query, class) score matrix (flat index = query * K + class); those with a score above
-        `threshold` are kept. Only for the kept queries, the (T, h, w) mask logits are bilinearly upsampled to
-        the padded input size (4 h, 4 w), cropped to the resized (unpadded) size, bilinearly resized to the
-        target size and thresholded at 0. Queries are upsampled one at a time, so memory stays at one volume.
+        `threshold` are kept (`post_processing.select_instances`). Only for the kept queries, the (T, h, w) mask
+        logits are mapped to the target size (`post_processing.MaskGeometry`: upsampled to the padded input size,
+        cropped to the resized size, resized to the target size) and thresholded at 0, one query at a time.
 
         Args:
             outputs: model output with `class_queries_logits` (B, Q, K + 1) and `masks_queries_logits`
                 (B, Q, T, h, w).
             target_sizes: (height, width) of the result per video, usually the processor's `original_sizes`.
-            top_k: number of (query, class) pairs to consider per video.
+            top_k: number of (query, class) pairs to consider per video; default: the config's `test_top_k`
+                default (10). Pass `model.config.test_top_k` to follow a model's config.
             threshold: keep pairs whose score is strictly above this.
             resized_sizes: (height, width) per video before padding (the processor's `resized_sizes`); `None`
                 means the input was not padded (resized size = padded size).
@@ -407,54 +409,38 @@ class Mask2FormerVideoProcessor(BaseVideoProcessor):
             `query_indices` (N,) int64 (which query each instance comes from), `masks` (N, T, H, W) bool,
             and `mask_logits` (N, T, H, W) float32 if asked; N <= top_k.
         """
+        top_k = Mask2FormerVideoConfig.test_top_k if top_k is None else top_k
         class_logits = outputs.class_queries_logits  # (B, Q, K + 1)
         mask_logits = outputs.masks_queries_logits  # (B, Q, T, h, w)
-        batch_size, num_queries, num_classes = class_logits.shape[0], class_logits.shape[1], class_logits.shape[2] - 1
-        padded_size = (4 * mask_logits.shape[-2], 4 * mask_logits.shape[-1])
+        batch_size = class_logits.shape[0]
+        low_res_size = tuple(mask_logits.shape[-2:])
         target_sizes = self._sizes_list(target_sizes, batch_size, "target_sizes")
         resized_sizes = (
-            [padded_size] * batch_size
+            [(4 * low_res_size[0], 4 * low_res_size[1])] * batch_size
             if resized_sizes is None
             else self._sizes_list(resized_sizes, batch_size, "resized_sizes")
         )
 
         results = []
         for index in range(batch_size):
-            resized_height, resized_width = resized_sizes[index]
-            if resized_height > padded_size[0] or resized_width > padded_size[1]:
-                raise ValueError(
-                    f"resized_sizes[{index}] = {resized_sizes[index]} is larger than the padded size {padded_size}."
-                )
-            scores = class_logits[index].float().softmax(-1)[:, :-1].flatten()  # (Q * K,)
-            top_scores, top_indices = scores.topk(min(top_k, num_queries * num_classes), sorted=True)
-            keep = top_scores > threshold
-            top_scores, top_indices = top_scores[keep], top_indices[keep]
-            labels = top_indices % num_classes
-            query_indices = top_indices // num_classes
-
-            num_frames, (height, width) = mask_logits.shape[2], target_sizes[index]
+            try:
+                geometry = MaskGeometry.of_masks(low_res_size, resized_sizes[index], target_sizes[index])
+            except ValueError as error:
+                raise ValueError(f"video {index}: {error}") from error
+            scores, labels, query_indices = select_instances(
+                class_probabilities(class_logits[index]), top_k, threshold
+            )
+            num_frames, (height, width) = mask_logits.shape[2], geometry.target_size
             masks = torch.zeros(
                 (len(query_indices), num_frames, height, width), dtype=torch.bool, device=mask_logits.device
             )
-            kept_logits = (
-                torch.empty(masks.shape, dtype=torch.float32, device=mask_logits.device)
-                if return_mask_logits
-                else None
-            )
+            kept_logits = torch.empty(masks.shape, device=mask_logits.device) if return_mask_logits else None
             for rank, query in enumerate(query_indices.tolist()):
-                volume = mask_logits[index, query : query + 1].float()  # (1, T, h, w)
-                volume = F.interpolate(
-                    volume, size=padded_size, mode="bilinear", align_corners=False
-                )  # (1, T, Hp, Wp)
-                volume = volume[:, :, :resized_height, :resized_width]  # (1, T, rh, rw)
-                volume = F.interpolate(
-                    volume, size=(height, width), mode="bilinear", align_corners=False
-                )  # (1, T, H, W)
-                masks[rank] = volume[0] > 0
+                volume = geometry.upsample(mask_logits[index, query])  # (T, H, W), one query at a time
+                masks[rank] = volume > 0
                 if return_mask_logits:
-                    kept_logits[rank] = volume[0]
-
-            result = {"scores": top_scores, "labels": labels, "query_indices": query_indices, "masks": masks}
+                    kept_logits[rank] = volume
+            result = {"scores": scores, "labels": labels, "query_indices": query_indices, "masks": masks}
             if return_mask_logits:
                 result["mask_logits"] = kept_logits
             results.append(result)

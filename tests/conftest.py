@@ -1,12 +1,27 @@
-"""Shared test set-up: the tiny random configuration (one definition, in the package's benchmarking helpers, which
-the quick benchmark runs use too) and a fixed seed for every test."""
+"""Shared test set-up: the tiny random configuration (the package's `Mask2FormerVideoConfig.tiny`, which the quick
+benchmark runs use too), the fixture folder, the benchmark scripts, and a fixed seed for every test."""
+
+import importlib
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from modeling_m2f_video.benchmarking import tiny_config
+from modeling_m2f_video.configuration import Mask2FormerVideoConfig
 
-__all__ = ["tiny_config"]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+tiny_config = Mask2FormerVideoConfig.tiny
+
+__all__ = ["BENCHMARKS", "FIXTURES", "load_benchmark_script", "tiny_config"]
+
+
+def load_benchmark_script(name: str):
+    """Import `benchmarks/<name>.py` as the benchmark scripts import each other (their folder on `sys.path`)."""
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    return importlib.import_module(name)
 
 
 @pytest.fixture(autouse=True)

@@ -24,14 +24,11 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object
 
-from modeling_m2f_video.training import (
-    TrainingConfig,
-    build_clip_loader,
-    build_model,
-    forward_backward,
-    load_split,
-    predict_split,
-)
+from modeling_m2f_video.training import TrainingConfig
+from modeling_m2f_video.training.data import build_clip_loader, load_split
+from modeling_m2f_video.training.evaluation import predict_split
+from modeling_m2f_video.training.loop import forward_backward
+from modeling_m2f_video.training.model_setup import build_model
 
 
 @contextmanager

@@ -11,23 +11,19 @@ import os
 
 import pytest
 import torch
+from conftest import load_benchmark_script
 
 from modeling_m2f_video import (
     Mask2FormerVideoConfig,
     Mask2FormerVideoForVideoInstanceSegmentation,
     Mask2FormerVideoProcessor,
 )
-from modeling_m2f_video.benchmarking import (
-    PartTimer,
-    load_benchmark_script,
-    measure_peak_memory,
-    peak_rss_bytes,
-    time_runs,
-)
-from modeling_m2f_video.cli import main as cli_main
 
 inference = load_benchmark_script("bench_inference")
 training = load_benchmark_script("bench_training")
+runner = load_benchmark_script("run_benchmarks")
+PartTimer = inference.PartTimer
+from benchmark_utils import measure_peak_memory, peak_rss_bytes, time_runs  # noqa: E402  (after the path is set)
 
 TIMED_PARTS = {"backbone", "pixel_decoder", "transformer_decoder", "post_processing", "other"}
 
@@ -175,14 +171,14 @@ def test_peak_memory_sees_a_large_allocation():
     assert peak_rss_bytes() > 0
 
 
-def test_benchmark_command_runs_the_metric_script(capsys):
-    assert cli_main(["benchmark", "metric", "--quick"]) == 0
+def test_benchmark_runner_runs_the_metric_script(capsys):
+    assert runner.main(["metric", "--quick"]) == 0
     assert "realistic_medium" in capsys.readouterr().out
 
 
-def test_benchmark_command_refuses_options_for_all():
+def test_benchmark_runner_refuses_options_for_all():
     with pytest.raises(SystemExit):
-        cli_main(["benchmark", "all", "--quick", "--repeats", "2"])
+        runner.main(["all", "--quick", "--repeats", "2"])
 
 
 def test_train_synthetic_fits_the_time_budget_reports_and_installs_the_demo(tmp_path, monkeypatch):

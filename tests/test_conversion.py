@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation
 
 from modeling_m2f_video import Mask2FormerVideoForVideoInstanceSegmentation
+from modeling_m2f_video.backbone_adaptations import OfficialSwinLayer, pad_small_swin_windows
 from modeling_m2f_video.cli import main
 from modeling_m2f_video.conversion import (
     CheckpointError,
@@ -31,12 +32,8 @@ from modeling_m2f_video.conversion.checkpoint_io import load_checkpoint
 from modeling_m2f_video.conversion.detectron2_config import load_yaml_config, video_config_from_detectron2
 from modeling_m2f_video.conversion.key_mapping import swin_relative_position_index
 from modeling_m2f_video.conversion.official import converted_tensors, plan_conversion, target_specs
-from modeling_m2f_video.swin_official import OfficialSwinLayer, pad_small_swin_windows
 
-FIXTURES = Path(__file__).parents[1].parent / "shared/fixtures/official"
-needs_fixtures = pytest.mark.skipif(
-    not FIXTURES.is_dir(), reason=f"official parity fixtures not found at {FIXTURES} (shared fixtures folder absent)"
-)
+FIXTURES = Path(__file__).parent / "fixtures/official"
 R50 = FIXTURES / "r50_slim"
 SWIN = FIXTURES / "swin_slim"
 
@@ -108,7 +105,6 @@ def test_malicious_pickle_is_refused_and_not_executed(tmp_path, payload):
     assert not marker.exists()
 
 
-@needs_fixtures
 def test_bad_checkpoints_write_nothing(tmp_path):
     output = tmp_path / "out"
     marker = tmp_path / "executed"
@@ -144,7 +140,6 @@ def test_pth_with_code_is_refused(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@needs_fixtures
 def test_missing_keys_are_listed(tmp_path):
     state = _official_state(R50)
     dropped = ["sem_seg_head.predictor.query_feat.weight", "backbone.res3.1.conv2.norm.running_var"]
@@ -160,7 +155,6 @@ def test_missing_keys_are_listed(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@needs_fixtures
 def test_wrong_architecture_lists_mis_shaped_and_unmapped_keys(tmp_path):
     wider_ffn = _fixture_config(R50, tmp_path, **{"MODEL.MASK_FORMER.DIM_FEEDFORWARD": 256})
     with pytest.raises(KeyMappingError, match=r"18 mis-shaped keys") as error:
@@ -178,7 +172,6 @@ def test_wrong_architecture_lists_mis_shaped_and_unmapped_keys(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@needs_fixtures
 def test_inconsistent_relative_position_index_is_refused(tmp_path):
     state = _official_state(SWIN)
     name = "backbone.layers.2.blocks.1.attn.relative_position_index"
@@ -200,7 +193,6 @@ def test_relative_position_index_matches_transformers():
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@needs_fixtures
 def test_pth_checkpoint_gives_the_same_weights(tmp_path):
     from_pkl = convert_official_checkpoint(R50 / "config.yaml", R50 / "model_final.pkl", tmp_path / "pkl")
     checkpoint = tmp_path / "model_final.pth"
@@ -211,7 +203,6 @@ def test_pth_checkpoint_gives_the_same_weights(tmp_path):
     assert all(torch.equal(expected[name], converted[name]) for name in expected)
 
 
-@needs_fixtures
 def test_base_chain_resolves_relative_to_each_file(tmp_path):
     """The fixture's merged config split into a 3-file `_BASE_` chain (paths relative to each file) converts to the
     same model; the child's values win over its bases', and nested mappings merge key by key."""
@@ -317,7 +308,6 @@ def test_unsupported_configs_are_refused(tmp_path, backbone, message):
         video_config_from_detectron2(load_yaml_config(_official_style_config(tmp_path, backbone)))
 
 
-@needs_fixtures
 def test_decoder_input_projections_are_converted(tmp_path):
     """ENFORCE_INPUT_PROJ adds the decoder's 1x1 input projections (`predictor.input_proj.i`)."""
     state = _official_state(R50)
@@ -335,7 +325,6 @@ def test_decoder_input_projections_are_converted(tmp_path):
         assert torch.equal(converted[f"model.transformer_module.input_projections.{level}.weight"], expected)
 
 
-@needs_fixtures
 def test_conversion_releases_each_official_tensor_after_use():
     """Streaming: the official tensors are dropped one by one as the converted ones are produced."""
     yaml_config = load_yaml_config(SWIN / "config.yaml")
@@ -352,7 +341,6 @@ def test_conversion_releases_each_official_tensor_after_use():
     assert all(name.endswith("relative_position_index") for name in source)
 
 
-@needs_fixtures
 def test_existing_output_folder_is_updated_only_on_success(tmp_path):
     output = tmp_path / "out"
     output.mkdir()
@@ -385,7 +373,6 @@ def test_pad_small_swin_windows_keeps_names_and_restores_window_and_shift():
     assert last_stage.blocks[0].window_size == 4
 
 
-@needs_fixtures
 def test_padded_windows_match_the_official_backbone_even_without_always_partition(tmp_path):
     """After `pad_small_swin_windows`, the Swin layers keep window 7 and the shift on the 4x5 stage-4 map even when
     called the way transformers' SwinModel calls them (`always_partition=False`), giving the official features."""
@@ -465,7 +452,6 @@ def test_image_checkpoint_with_a_new_label_set(image_model_dir, tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@needs_fixtures
 def test_convert_command(tmp_path, capsys, image_model_dir):
     output = tmp_path / "official"
     args = ["convert", "official", "--config", str(R50 / "config.yaml"), "--checkpoint", str(R50 / "model_final.pkl")]

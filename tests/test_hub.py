@@ -21,13 +21,14 @@ from modeling_m2f_video import (
     Mask2FormerVideoForVideoInstanceSegmentation,
     Mask2FormerVideoModel,
     Mask2FormerVideoProcessor,
-    hub,
 )
+from modeling_m2f_video import model_cards as cards
 from modeling_m2f_video.cli import main
 from modeling_m2f_video.commands.hub import _size_text
 from modeling_m2f_video.configuration import PRESETS
+from modeling_m2f_video.hub import remote_code, upload
 
-EVALUATED = hub.YouTubeVISResults("ytvis2019", {"AP": 47.1, "AP50": 70.2, "AP75": 51.3, "AR1": 44.0, "AR10": 55.5})
+EVALUATED = cards.YouTubeVISResults("ytvis2019", {"AP": 47.1, "AP50": 70.2, "AP75": 51.3, "AR1": 44.0, "AR10": 55.5})
 
 
 def python_blocks(markdown: str) -> list[str]:
@@ -47,12 +48,12 @@ def model_dir(tmp_path_factory) -> Path:
     model = Mask2FormerVideoForVideoInstanceSegmentation(tiny_config()).eval()
     processor = Mask2FormerVideoProcessor(size={"shortest_edge": 64, "longest_edge": 128})
     folder = tmp_path_factory.mktemp("hub") / "model"
-    return hub.save_pretrained_with_card(model, processor, folder, how_made="A random tiny model for tests.")
+    return cards.save_pretrained_with_card(model, processor, folder, how_made="A random tiny model for tests.")
 
 
 @pytest.fixture(scope="module")
 def exported_dir(model_dir: Path) -> Path:
-    return hub.export_hub_folder(model_dir, model_dir.parent / "exported")
+    return remote_code.export_hub_folder(model_dir, model_dir.parent / "exported")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -61,12 +62,12 @@ def exported_dir(model_dir: Path) -> Path:
 
 
 def test_card_metadata_parses_back(tmp_path):
-    card = hub.build_model_card(
+    card = cards.build_model_card(
         tiny_config(),
         how_made="Trained on the synthetic set.",
         base_model="facebook/mask2former-swin-tiny-coco-instance",
         eval_results=EVALUATED,
-        reported_results=hub.paper_results("r50-ytvis2019"),
+        reported_results=cards.paper_results("r50-ytvis2019"),
     )
     card.save(tmp_path / "README.md")
     data = ModelCard.load(tmp_path / "README.md").data
@@ -74,7 +75,7 @@ def test_card_metadata_parses_back(tmp_path):
     assert data.to_dict() == card.data.to_dict()
     assert data.license == "apache-2.0"
     assert data.library_name == "transformers"
-    assert data.pipeline_tag == hub.HUB_PIPELINE_TAG
+    assert data.pipeline_tag == cards.HUB_PIPELINE_TAG
     assert data.tags == ["video-instance-segmentation", "mask2former", "youtube-vis"]
     assert data.datasets == ["youtube-vis-2019"]
     assert data.base_model == "facebook/mask2former-swin-tiny-coco-instance"
@@ -86,68 +87,68 @@ def test_card_metadata_parses_back(tmp_path):
 
 def test_card_marks_paper_numbers_as_reported(tmp_path):
     config = Mask2FormerVideoConfig.from_preset("swin-large-ytvis2021")
-    card = hub.build_model_card(
+    card = cards.build_model_card(
         config,
         how_made="Converted from the official checkpoint `model_final_4da256.pkl`.",
-        reported_results=hub.paper_results(hub.preset_of(config)),
-        license=hub.OFFICIAL_WEIGHTS_LICENSE,
+        reported_results=cards.paper_results(cards.preset_of(config)),
+        license=cards.OFFICIAL_WEIGHTS_LICENSE,
     )
     card.save(tmp_path / "README.md")
     data = ModelCard.load(tmp_path / "README.md").data
 
     (result,) = data.eval_results
     assert (result.metric_type, result.metric_name, result.metric_value) == ("ap", "AP (reported)", 52.6)
-    assert result.source_url == hub.MODEL_ZOO_URL and "reported" in result.source_name
+    assert result.source_url == cards.MODEL_ZOO_URL and "reported" in result.source_name
     assert data.model_name == "mask2former-video-swin-large-ytvis2021"
     assert data.license == "cc-by-nc-4.0" and data.datasets == ["youtube-vis-2021"]
     assert "| reported ([Mask2Former model zoo]" in card.text and "| 52.6 |" in card.text
 
 
 def test_card_without_results_has_no_model_index(tmp_path):
-    path = hub.save_model_card(tmp_path, tiny_config(), how_made="Made by hand.")
+    path = cards.save_model_card(tmp_path, tiny_config(), how_made="Made by hand.")
     data = ModelCard.load(path).data
     assert data.eval_results is None and data.model_name is None and data.datasets is None
     assert "model-index" not in path.read_text() and "## Results" not in path.read_text()
 
 
 def test_card_has_citations_usage_and_how_it_was_made():
-    text = hub.build_model_card(tiny_config(), how_made="Converted with `m2f-video convert official`.").text
+    text = cards.build_model_card(tiny_config(), how_made="Converted with `m2f-video convert official`.").text
     assert "Masked-attention Mask Transformer for Universal Image Segmentation" in text
     assert "Mask2Former for Video Instance Segmentation" in text and "arXiv:2112.10764" in text
     assert "## How this folder was made\n\nConverted with `m2f-video convert official`." in text
-    assert "## Usage" in text and hub.PLACEHOLDER_MODEL_ID in text
+    assert "## Usage" in text and cards.PLACEHOLDER_MODEL_ID in text
 
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_has_its_paper_result(preset):
     config = Mask2FormerVideoConfig.from_preset(preset)
-    assert hub.preset_of(config) == preset
-    assert hub.paper_results(preset).metrics["AP"] == hub.PAPER_AP[preset]
+    assert cards.preset_of(config) == preset
+    assert cards.paper_results(preset).metrics["AP"] == cards.PAPER_AP[preset]
 
 
 def test_custom_configs_match_no_preset():
-    assert hub.preset_of(tiny_config()) is None
+    assert cards.preset_of(tiny_config()) is None
     with pytest.raises(ValueError, match="No reported result"):
-        hub.paper_results("r50-coco")
+        cards.paper_results("r50-coco")
 
 
 def test_results_are_validated():
     with pytest.raises(ValueError, match="dataset"):
-        hub.YouTubeVISResults("ovis", {"AP": 1.0})
+        cards.YouTubeVISResults("ovis", {"AP": 1.0})
     with pytest.raises(ValueError, match="metrics"):
-        hub.YouTubeVISResults("ytvis2021", {"mAP": 1.0})
+        cards.YouTubeVISResults("ytvis2021", {"mAP": 1.0})
 
 
 def test_card_usage_snippet_runs(model_dir, capsys):
     snippet = python_blocks((model_dir / "README.md").read_text())[0]
-    exec(snippet.replace(hub.PLACEHOLDER_MODEL_ID, str(model_dir)), {})
+    exec(snippet.replace(cards.PLACEHOLDER_MODEL_ID, str(model_dir)), {})
     printed = capsys.readouterr().out.splitlines()
     assert len(printed) == tiny_config().test_top_k and "masks (4, 240, 320)" in printed[0]
 
 
 def test_save_pretrained_with_card_without_processor(tmp_path):
     model = Mask2FormerVideoForVideoInstanceSegmentation(tiny_config())
-    folder = hub.save_pretrained_with_card(model, None, tmp_path / "out", how_made="Test.")
+    folder = cards.save_pretrained_with_card(model, None, tmp_path / "out", how_made="Test.")
     assert sorted(path.name for path in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
 
 
@@ -166,9 +167,9 @@ def _without_import_froms(source: str) -> str:
 
 
 def test_remote_code_is_the_package_code_with_relative_imports():
-    sources = hub.remote_code_sources()
-    assert set(hub.REMOTE_MODULES) <= {name.removesuffix(".py") for name in sources}
-    for module, flat in hub._flat_module_names().items():
+    sources = remote_code.remote_code_sources()
+    assert set(remote_code.REMOTE_MODULES) <= {name.removesuffix(".py") for name in sources}
+    for module, flat in remote_code._flat_module_names().items():
         generated = sources[f"{flat}.py"]
         tree = ast.parse(generated)
         for node in ast.walk(tree):
@@ -176,15 +177,15 @@ def test_remote_code_is_the_package_code_with_relative_imports():
                 assert node.level == 1 or not node.module.startswith("modeling_m2f_video"), (flat, node.lineno)
                 if node.level:
                     assert f"{node.module}.py" in sources, (flat, node.module)
-        original, _ = hub._module_source(module)
+        original, _ = remote_code._module_source(module)
         assert _without_import_froms(generated) == _without_import_froms(original), module
 
 
 def test_package_reexports_are_resolved_to_their_modules():
-    assert hub._defining_module("modeling_m2f_video.configuration", "Mask2FormerVideoConfig") == (
+    assert remote_code._defining_module("modeling_m2f_video.configuration", "Mask2FormerVideoConfig") == (
         "modeling_m2f_video.configuration.configuration_m2f_video"
     )
-    assert hub._defining_module("modeling_m2f_video.configuration", "PRESETS") == (
+    assert remote_code._defining_module("modeling_m2f_video.configuration", "PRESETS") == (
         "modeling_m2f_video.configuration.presets"
     )
 
@@ -204,7 +205,7 @@ def test_export_writes_auto_maps_and_card(exported_dir):
         "AutoVideoProcessor": "video_processing_mask2former_video.Mask2FormerVideoProcessor"
     }
     card = ModelCard.load(exported_dir / "README.md")
-    assert "custom_code" in card.data.tags and hub.REMOTE_USAGE_MARKER not in card.text
+    assert "custom_code" in card.data.tags and cards.REMOTE_USAGE_MARKER not in card.text
     assert "trust_remote_code=True" in card.text
     assert (exported_dir / "model.safetensors").read_bytes() == (
         exported_dir.parent / "model" / "model.safetensors"
@@ -212,22 +213,22 @@ def test_export_writes_auto_maps_and_card(exported_dir):
 
 
 def test_export_refuses_bad_folders(model_dir, exported_dir, tmp_path):
-    with pytest.raises(hub.HubError, match="not empty"):
-        hub.export_hub_folder(model_dir, exported_dir)
-    with pytest.raises(hub.HubError, match="no config.json"):
-        hub.export_hub_folder(tmp_path, tmp_path / "out")
+    with pytest.raises(remote_code.HubError, match="not empty"):
+        remote_code.export_hub_folder(model_dir, exported_dir)
+    with pytest.raises(remote_code.HubError, match="no config.json"):
+        remote_code.export_hub_folder(tmp_path, tmp_path / "out")
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "mask2former"}))
-    with pytest.raises(hub.HubError, match="not 'mask2former_video'"):
-        hub.export_hub_folder(tmp_path, tmp_path / "out")
+    with pytest.raises(remote_code.HubError, match="not 'mask2former_video'"):
+        remote_code.export_hub_folder(tmp_path, tmp_path / "out")
 
 
 def test_export_creates_missing_processor_config_and_card(tmp_path):
     Mask2FormerVideoForVideoInstanceSegmentation(tiny_config()).save_pretrained(tmp_path / "bare")
-    out = hub.export_hub_folder(tmp_path / "bare", tmp_path / "out", model_id="org/tiny")
+    out = remote_code.export_hub_folder(tmp_path / "bare", tmp_path / "out", model_id="org/tiny")
     processor = json.loads((out / "video_preprocessor_config.json").read_text())
     assert processor["size"]["shortest_edge"] == tiny_config().test_shortest_edge and "auto_map" in processor
     text = (out / "README.md").read_text()
-    assert '"org/tiny"' in text and hub.PLACEHOLDER_MODEL_ID not in text
+    assert '"org/tiny"' in text and cards.PLACEHOLDER_MODEL_ID not in text
 
 
 # Runs in a fresh interpreter that cannot import modeling_m2f_video: loads the exported folder through transformers
@@ -335,10 +336,10 @@ def test_export_hub_command(model_dir, tmp_path, capsys):
 
 @pytest.fixture
 def no_hub(monkeypatch):
-    """Replaces `HfApi` in the hub module by a mock, so that nothing can reach the network."""
+    """Replaces `HfApi` in the upload module by a mock, so that nothing can reach the network."""
     api_class = mock.MagicMock(name="HfApi")
     api_class.return_value.upload_folder.return_value = "https://huggingface.co/org/name/commit/abc"
-    monkeypatch.setattr(hub, "HfApi", api_class)
+    monkeypatch.setattr(upload, "HfApi", api_class)
     return api_class
 
 
@@ -372,7 +373,7 @@ def test_push_uploads_to_a_private_repository(exported_dir, no_hub, capsys):
         folder_path=str(exported_dir),
         repo_id="org/name",
         repo_type="model",
-        ignore_patterns=hub.UPLOAD_IGNORE_PATTERNS,
+        ignore_patterns=upload.UPLOAD_IGNORE_PATTERNS,
         commit_message="Upload Mask2Former video model",
     )
     assert "uploaded: https://huggingface.co/org/name/commit/abc" in capsys.readouterr().out

@@ -7,11 +7,11 @@ import pytest
 import torch
 from inference_helpers import HEIGHT, WIDTH, save_tiny_model, synthetic_frames
 
-import modeling_m2f_video.processing.video_processing_m2f_video as processing_module
+import modeling_m2f_video.processing.post_processing as post_processing
 from modeling_m2f_video import Mask2FormerVideoForVideoInstanceSegmentation
-from modeling_m2f_video.long_video import clip_starts, match_queries, segment_video_by_clips
+from modeling_m2f_video.inference.clip_by_clip import clip_starts, match_queries, segment_video_by_clips
+from modeling_m2f_video.processing.video_io import VideoSource, open_video
 from modeling_m2f_video.processing.video_processing_m2f_video import Mask2FormerVideoProcessor
-from modeling_m2f_video.video_io import VideoSource, open_video
 
 
 def assert_stored_close(stored: torch.Tensor, logits: torch.Tensor) -> None:
@@ -57,7 +57,7 @@ def test_match_queries_finds_a_permutation_from_overlapping_masks():
 class _FrameIndexProcessor:
     """Stands in for the processor: passes each frame's index (its pixel value) to the fake model."""
 
-    def __call__(self, frames, return_tensors="pt"):
+    def __call__(self, frames, input_data_format="channels_last", return_tensors="pt"):
         indices = torch.from_numpy(frames[:, 0, 0, 0].astype(np.int64))
         return {"pixel_values_videos": indices[None].float(), "resized_sizes": torch.tensor([[32, 32]])}
 
@@ -71,7 +71,7 @@ class _PermutingModel:
         self.class_logits, self.mask_logits = class_logits, mask_logits
         self.generator = torch.Generator().manual_seed(2)
 
-    def __call__(self, pixel_values_videos):
+    def __call__(self, pixel_values_videos, frame_chunk_size=None):
         frames = pixel_values_videos[0].long()
         order = torch.randperm(len(self.class_logits), generator=self.generator)
         return SimpleNamespace(
@@ -116,7 +116,7 @@ def test_single_window_clip_mode_keeps_the_models_masks(model_and_processor):
     for rank, query in enumerate(reference["query_indices"].tolist()):
         assert_stored_close(tracked.low_res_logits(rank), outputs.masks_queries_logits[0, query])
     # Upsampling float16 logits instead of float32 ones may flip a pixel whose logit is within rounding of 0.
-    dense = tracked.dense_masks()
+    dense = tracked.masks()
     assert dense.shape == reference["masks"].shape
     assert (dense == reference["masks"].numpy()).mean() > 0.995
 
@@ -170,17 +170,17 @@ def test_post_processing_upsamples_only_the_kept_masks(model_and_processor, monk
     with torch.no_grad():
         outputs = model(**inputs)
     upsampled_shapes = []
-    interpolate = processing_module.F.interpolate
+    interpolate = post_processing.F.interpolate
 
     def recording_interpolate(tensor, *args, **kwargs):
         upsampled_shapes.append(tuple(tensor.shape))
         return interpolate(tensor, *args, **kwargs)
 
-    monkeypatch.setattr(processing_module.F, "interpolate", recording_interpolate)
+    monkeypatch.setattr(post_processing.F, "interpolate", recording_interpolate)
     processor.post_process_video_instance_segmentation(outputs, target_sizes=inputs["original_sizes"], top_k=2)
     num_frames, low_res = 5, tuple(outputs.masks_queries_logits.shape[-2:])
     assert len(upsampled_shapes) == 4  # two resizes per kept query
-    assert all(shape[:2] == (1, num_frames) for shape in upsampled_shapes)
+    assert all(shape[:2] == (1, num_frames) for shape in upsampled_shapes)  # one query's frames at a time
     assert upsampled_shapes[0][2:] == low_res
 
 

@@ -4,7 +4,7 @@ import torch
 from conftest import tiny_config
 from transformers.models.mask2former.modeling_mask2former import Mask2FormerLoss
 
-from modeling_m2f_video.modeling_m2f_video import Mask2FormerVideoHungarianMatcher, Mask2FormerVideoLoss
+from modeling_m2f_video.loss_m2f_video import Mask2FormerVideoHungarianMatcher, Mask2FormerVideoLoss
 
 WEIGHTS = {"loss_cross_entropy": 2.0, "loss_mask": 5.0, "loss_dice": 5.0}
 

@@ -14,7 +14,8 @@ from modeling_m2f_video import (
     Mask2FormerVideoModel,
 )
 from modeling_m2f_video import modeling_m2f_video as modeling
-from modeling_m2f_video.modeling_m2f_video import FrozenBatchNorm2d, temporal_sine_embedding
+from modeling_m2f_video.backbone_adaptations import FrozenBatchNorm2d
+from modeling_m2f_video.modeling_m2f_video import temporal_sine_embedding
 
 
 def make_model(backbone: str = "resnet", **overrides) -> Mask2FormerVideoForVideoInstanceSegmentation:

@@ -1,6 +1,6 @@
 """End-to-end parity with the official Mask2Former (video) implementation.
 
-The fixtures in `shared/fixtures/official/` hold checkpoints made by the official code (random weights, slim
+The fixtures in `tests/fixtures/official/` hold checkpoints made by the official code (random weights, slim
 widths, ResNet-50 and Swin backbones), their merged configs, an input video and the official tensors layer by
 layer. From the uint8 frames, through the processor (`do_resize=False`: the frames already are the model-side
 input), the converted weights and the video model, to the post-processed top-10, everything must match.
@@ -19,15 +19,11 @@ from modeling_m2f_video import Mask2FormerVideoForVideoInstanceSegmentation
 from modeling_m2f_video.conversion import convert_official_checkpoint
 from modeling_m2f_video.processing.video_processing_m2f_video import Mask2FormerVideoProcessor
 
-FIXTURES = Path(__file__).parents[1].parent / "shared/fixtures/official"
+FIXTURES = Path(__file__).parent / "fixtures/official"
 FIXTURE_NAMES = ["r50_slim", "swin_slim"]
 TOLERANCE = 1e-4  # max abs diff, float32, for the input and every intermediate tensor
 SCORE_TOLERANCE = 1e-5
 MASK_MARGIN = 1e-3  # binary masks may differ only where the official logit is this close to 0
-
-pytestmark = pytest.mark.skipif(
-    not FIXTURES.is_dir(), reason=f"official parity fixtures not found at {FIXTURES} (shared fixtures folder absent)"
-)
 
 
 def _max_diff(ours: torch.Tensor, official: torch.Tensor) -> float:

@@ -8,8 +8,10 @@ from PIL import Image
 from transformers import pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from modeling_m2f_video.pipeline_video_instance_segmentation import TASK, decode_rle, register_pipeline
-from modeling_m2f_video.video_io import write_video
+from modeling_m2f_video.inference.segment import choose_mode
+from modeling_m2f_video.pipeline_video_instance_segmentation import TASK, register_pipeline
+from modeling_m2f_video.processing.video_io import write_video
+from modeling_m2f_video.ytvis.rle import decode_rle
 
 
 @pytest.fixture(scope="module")
@@ -102,16 +104,16 @@ def test_rle_decodes_to_the_bool_masks(segmenter, frames):
 
 def test_long_videos_switch_to_clip_mode(segmenter):
     video = synthetic_frames(12)
-    assert segmenter.preprocess(video, long_video_threshold=8, clip_length=6)["mode"] == "clip"
-    assert segmenter.preprocess(video)["mode"] == "whole"
-    assert segmenter.preprocess(video, mode="clip")["mode"] == "clip"
+    assert choose_mode("auto", len(video), long_video_threshold=8, clip_length=6) == "clip"
+    assert choose_mode("auto", len(video)) == "whole"
+    assert choose_mode("clip", len(video)) == "clip"
     instances = segmenter(video, long_video_threshold=8, clip_length=6, clip_overlap=2, top_k=3, return_rle=True)
     assert len(instances) == 3 and all(len(i["masks"]) == 12 for i in instances)
 
 
 def test_frame_chunk_size_changes_nothing_but_memory(segmenter, frames):
     chunked = segmenter(frames, top_k=3, frame_chunk_size=2)
-    assert segmenter.model.config.frame_chunk_size is None  # restored after the call
+    assert segmenter.model.config.frame_chunk_size is None  # a call argument, never written into the config
     plain = segmenter(frames, top_k=3)
     np.testing.assert_allclose([i["score"] for i in chunked], [i["score"] for i in plain], rtol=1e-4)
     agreement = np.mean([np.mean(np.equal(a["masks"], b["masks"])) for a, b in zip(chunked, plain)])

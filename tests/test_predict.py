@@ -10,11 +10,10 @@ import pytest
 from inference_helpers import HEIGHT, WIDTH, save_tiny_model, synthetic_frames
 from PIL import Image
 
-from modeling_m2f_video import cli, model_paths
-from modeling_m2f_video.commands.demo import demo_video, volume_iou
-from modeling_m2f_video.model_paths import DEMO_MODEL_DIR, resolve_model_path
-from modeling_m2f_video.pipeline_video_instance_segmentation import decode_rle
-from modeling_m2f_video.video_io import open_video, write_video
+from modeling_m2f_video import cli, demo
+from modeling_m2f_video.demo import DEMO_MODEL_DIR, demo_video, resolve_model_path, volume_iou
+from modeling_m2f_video.processing.video_io import open_video, write_video
+from modeling_m2f_video.ytvis.rle import decode_rle
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +132,7 @@ def test_two_processes_give_the_single_process_results(model_dir, videos, tmp_pa
 
 
 def test_demo_without_the_demo_model_says_what_is_missing(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(model_paths, "DEMO_MODEL_DIR", tmp_path / "not_installed")
+    monkeypatch.setattr(demo, "DEMO_MODEL_DIR", tmp_path / "not_installed")
     with pytest.raises(FileNotFoundError, match="demo model is not installed"):
         resolve_model_path("demo")
     assert cli.main(["demo", "--output", str(tmp_path)]) == 2

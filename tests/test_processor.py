@@ -17,7 +17,7 @@ from modeling_m2f_video.processing.video_processing_m2f_video import (
     get_resize_output_size,
 )
 
-FIXTURE = Path(__file__).parents[1].parent / "shared/fixtures/official/r50_slim"
+FIXTURE = Path(__file__).parent / "fixtures/official/r50_slim"
 OFFICIAL_MEAN = np.array([123.675, 116.28, 103.53], dtype=np.float32)
 OFFICIAL_STD = np.array([58.395, 57.12, 57.375], dtype=np.float32)
 
@@ -143,8 +143,6 @@ def test_size_divisibility_is_configurable():
 
 
 def test_official_fixture_input():
-    if not FIXTURE.is_dir():
-        pytest.skip(f"official fixture not found at {FIXTURE}")
     from safetensors.torch import load_file
 
     frames = np.load(FIXTURE / "input.npz")["frames"]  # (3, 96, 128, 3) uint8
@@ -355,8 +353,6 @@ def test_post_processing_never_upsamples_all_queries(monkeypatch):
 
 
 def test_post_processing_matches_official_fixture():
-    if not FIXTURE.is_dir():
-        pytest.skip(f"official fixture not found at {FIXTURE}")
     from safetensors.torch import load_file
 
     official = load_file(FIXTURE / "outputs.safetensors")

@@ -12,18 +12,12 @@ from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation,
 
 from modeling_m2f_video import Mask2FormerVideoForVideoInstanceSegmentation, Mask2FormerVideoProcessor
 from modeling_m2f_video.cli import main as cli_main
+from modeling_m2f_video.evaluation.metric import STAT_NAMES
 from modeling_m2f_video.processing.synthetic import make_synthetic_dataset
-from modeling_m2f_video.processing.ytvis_data import YTVISClipDataset, YTVISCollator
-from modeling_m2f_video.training import (
-    METRIC_KEYS,
-    ClipSampler,
-    StepSchedule,
-    TrainingConfig,
-    build_model,
-    load_split,
-    parameter_groups,
-    train,
-)
+from modeling_m2f_video.processing.ytvis_dataset import YTVISClipDataset, YTVISCollator
+from modeling_m2f_video.training import TrainingConfig, train
+from modeling_m2f_video.training.data import ClipSampler, load_split
+from modeling_m2f_video.training.model_setup import StepSchedule, build_model, parameter_groups
 
 REMOVE = object()  # an option to leave out
 SMALL_RUN = ["--min-sizes", "64", "--test-size", "64", "--num-workers", "0", "--no-progress", "--batch-size", "2"]
@@ -134,7 +128,7 @@ def test_train_writes_a_model_folder_and_resumes_exactly(data, tmp_path):
     assert processor.size["shortest_edge"] == 64
     assert "m2f-video train" in (output / "README.md").read_text()
     metrics = json.loads((output / "eval.json").read_text())
-    assert list(metrics) == list(METRIC_KEYS)
+    assert list(metrics) == list(STAT_NAMES)
     log = [json.loads(line) for line in (output / "log.jsonl").read_text().splitlines()]
     assert [record["step"] for record in log] == [1, 2, 3, 4]
     assert len({record["loss"] for record in log}) == 4

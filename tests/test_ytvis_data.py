@@ -12,7 +12,7 @@ from pycocotools import mask as mask_utils
 
 from modeling_m2f_video.processing.synthetic import generate_video, make_synthetic_dataset
 from modeling_m2f_video.processing.video_processing_m2f_video import Mask2FormerVideoProcessor
-from modeling_m2f_video.processing.ytvis_data import (
+from modeling_m2f_video.processing.ytvis_dataset import (
     YTVISClipDataset,
     YTVISCollator,
     YTVISVideoDataset,

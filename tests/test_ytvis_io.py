@@ -8,8 +8,9 @@ import pytest
 import torch
 from pycocotools import mask as mask_utils
 
-from modeling_m2f_video.ytvis_eval import evaluate_ytvis
-from modeling_m2f_video.ytvis_io import decode_rle_strings, predictions_to_records, write_submission_zip
+from modeling_m2f_video.evaluation.metric import evaluate_ytvis
+from modeling_m2f_video.ytvis.records import predictions_to_records, write_submission_zip
+from modeling_m2f_video.ytvis.rle import decode_rle_strings
 
 H, W, T = 8, 10, 2
 

@@ -10,10 +10,10 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from modeling_m2f_video.cli import main
-from modeling_m2f_video.ytvis_eval import METRIC_DIR, STAT_NAMES, evaluate_ytvis, load_ytvis_metric, track_ious
-from modeling_m2f_video.ytvis_io import parse_ground_truth, parse_results, split_by_video
+from modeling_m2f_video.evaluation.metric import METRIC_DIR, STAT_NAMES, evaluate_ytvis, load_ytvis_metric, track_ious
+from modeling_m2f_video.ytvis.reader import parse_ground_truth, parse_results, split_by_video
 
-FIXTURES = Path(__file__).parents[1].parent / "shared/fixtures/ytvis_metric"
+FIXTURES = Path(__file__).parent / "fixtures/ytvis_metric"
 CASES = ["small_handcheck", "realistic_medium"]
 EPS = np.spacing(1)  # the official precision is tp / (tp + fp + eps)
 
@@ -221,8 +221,6 @@ def random_case(seed: int):
 
 def load_fixture(case: str):
     folder = FIXTURES / case
-    if not folder.is_dir():
-        pytest.skip(f"shared fixture folder {folder} is absent")
     read = lambda name: json.loads((folder / name).read_text())  # noqa: E731
     return read("gt.json"), read("results.json"), read("expected.json")
 
@@ -516,7 +514,7 @@ def test_cli_reports_bad_input_with_exit_code_1(tmp_path, capsys):
 
 
 def test_cli_reads_a_submission_zip(tmp_path, capsys):
-    from modeling_m2f_video.ytvis_io import write_submission_zip
+    from modeling_m2f_video.ytvis.records import write_submission_zip
 
     videos, gts, dets = random_case(4)
     gt, results = make_case(videos, gts, dets)

@@ -5,8 +5,6 @@ import json
 import sys
 from pathlib import Path
 
-from ..ytvis_eval import evaluate_ytvis
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `evaluate` subcommand."""
@@ -31,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the table (and write the JSON); exit code 1 with a message on bad input."""
+    from ..evaluation.metric import evaluate_ytvis
+
     try:
         result = evaluate_ytvis(args.gt, args.results)
     except (ValueError, OSError) as error:

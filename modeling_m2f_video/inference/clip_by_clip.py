@@ -10,7 +10,8 @@ the next:
 2. a track's class probabilities are the mean of its queries' softmax probabilities over the windows,
    weighted by window length; on frames that two windows share, its mask logits are averaged;
 3. at the end the top-k (track, class) pairs are chosen as the official post-processing chooses
-   (query, class) pairs, and only their masks are upsampled.
+   (query, class) pairs (`post_processing.select_instances`), and only their masks are upsampled
+   (`post_processing.MaskGeometry`).
 
 Memory does not grow with the length: the model sees one window at a time, frames are read lazily from a
 `VideoSource` (a video file is never decoded all at once), and finished frames' mask logits go to a temporary
@@ -25,34 +26,15 @@ import math
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from tqdm.auto import tqdm
 
-from .video_io import VideoSource, open_video
-
-
-@dataclass
-class MaskGeometry:
-    """How low-resolution masks map back to the input frames (see the processor's post-processing).
-
-    The model predicts masks at a quarter of the padded input size; they are upsampled to `padded_size`,
-    cropped to `resized_size` (the frame before padding) and resized to `target_size` (the original frame).
-    """
-
-    padded_size: tuple[int, int]
-    resized_size: tuple[int, int]
-    target_size: tuple[int, int]
-
-    def upsample(self, masks: torch.Tensor) -> torch.Tensor:
-        """(N, h, w) float masks or logits, bilinearly upsampled to (N, H, W) at the target size."""
-        masks = F.interpolate(masks[None], size=self.padded_size, mode="bilinear", align_corners=False)
-        masks = masks[..., : self.resized_size[0], : self.resized_size[1]]
-        return F.interpolate(masks, size=self.target_size, mode="bilinear", align_corners=False)[0]
+from ..processing.post_processing import MaskGeometry, class_probabilities, select_instances
+from ..processing.video_io import VideoSource, open_video
+from .instances import VideoInstances
 
 
 class LogitStore:
@@ -79,47 +61,6 @@ class LogitStore:
         self.file.seek(start * self.frame_bytes)
         data = np.frombuffer(self.file.read((stop - start) * self.frame_bytes), dtype=np.float16)
         return torch.from_numpy(data.reshape(stop - start, *self.shape).copy()).transpose(0, 1).float()
-
-
-@dataclass
-class TrackedInstances:
-    """The instances of one video found clip by clip; their masks are read from the store when asked for.
-
-    Attributes:
-        scores: (N,) float, the mean class probability of each instance's (track, class) pair.
-        labels: (N,) int, 0-based class ids.
-        track_indices: (N,) int, which track (query slot) each instance comes from.
-        store: the low-resolution mask logits of every track and frame.
-        geometry: how to map low-resolution masks to the original frames.
-    """
-
-    scores: np.ndarray
-    labels: np.ndarray
-    track_indices: np.ndarray
-    store: LogitStore
-    geometry: MaskGeometry
-
-    @property
-    def num_frames(self) -> int:
-        return self.store.num_frames
-
-    def low_res_logits(self, index: int, start: int = 0, stop: int | None = None) -> torch.Tensor:
-        """Instance `index`'s (t, h, w) mask logits on frames [start, stop), at low resolution."""
-        stop = self.num_frames if stop is None else min(stop, self.num_frames)
-        return self.store.read(start, stop)[self.track_indices[index]]
-
-    def frame_masks(self, index: int, frames_per_step: int = 16) -> Iterator[np.ndarray]:
-        """Instance `index`'s masks at the original frame size, one (H, W) bool array per frame.
-
-        Low-resolution logits are upsampled as the processor's post-processing does and thresholded at 0,
-        a few frames at a time so that memory stays small.
-        """
-        for start in range(0, self.num_frames, frames_per_step):
-            yield from (self.geometry.upsample(self.low_res_logits(index, start, start + frames_per_step)) > 0).numpy()
-
-    def dense_masks(self) -> np.ndarray:
-        """All masks as one (N, T, H, W) bool array (for short videos and tests)."""
-        return np.stack([np.stack(list(self.frame_masks(index))) for index in range(len(self.scores))])
 
 
 def clip_starts(num_frames: int, clip_length: int, overlap: int) -> list[int]:
@@ -221,20 +162,17 @@ class _ClipTracker:
         self.store.append(self.pending[:, :done] / self.pending_count[None, :done, None, None])
         self.pending, self.pending_count = self.pending[:, done:], self.pending_count[done:]
 
-    def result(self, top_k: int, threshold: float, geometry: MaskGeometry) -> TrackedInstances:
+    def result(self, top_k: int, threshold: float, geometry: MaskGeometry) -> VideoInstances:
         """The top-k (track, class) pairs by mean probability, with the store of their masks."""
         if self.store.num_frames != self.num_frames:
             raise RuntimeError(f"tracked {self.store.num_frames} frames of {self.num_frames}")
-        scores = (self.class_sum / self.weight).flatten()  # (Q * K,)
-        num_classes = self.class_sum.shape[1]
-        top_scores, top_indices = scores.topk(min(top_k, scores.numel()), sorted=True)
-        keep = top_scores > threshold
-        top_scores, top_indices = top_scores[keep], top_indices[keep]
-        return TrackedInstances(
-            scores=top_scores.numpy(),
-            labels=(top_indices % num_classes).numpy(),
-            track_indices=(top_indices // num_classes).numpy(),
-            store=self.store,
+        scores, labels, track_indices = select_instances(self.class_sum / self.weight, top_k, threshold)
+        return VideoInstances(
+            scores=scores.numpy(),
+            labels=labels.numpy(),
+            query_indices=track_indices.numpy(),
+            logits=self.store,
+            rows=track_indices.numpy(),
             geometry=geometry,
         )
 
@@ -262,10 +200,11 @@ def segment_video_by_clips(
     video,
     clip_length: int = 32,
     overlap: int = 8,
-    top_k: int = 10,
+    top_k: int | None = None,
     threshold: float = 0.0,
+    frame_chunk_size: int | None = None,
     progress: bool = False,
-) -> TrackedInstances:
+) -> VideoInstances:
     """Segment a video of any length clip by clip, with the model's memory bounded by one window.
 
     Args:
@@ -274,28 +213,32 @@ def segment_video_by_clips(
         video: a `VideoSource`, or anything `open_video` accepts (file, folder of frames, frames, array).
         clip_length: frames per window.
         overlap: frames shared by consecutive windows (at least 1 when there is more than one window).
-        top_k: instances to keep, as in the processor's post-processing.
+        top_k: instances to keep, as in the processor's post-processing; default: `model.config.test_top_k`.
         threshold: keep instances whose score is above this.
+        frame_chunk_size: passed to the model's forward (backbone and pixel decoder on this many frames at once).
         progress: show a progress bar over the windows.
 
     Returns:
-        The instances, with masks at low resolution until asked for (`TrackedInstances.frame_masks`).
+        The instances, with masks at low resolution until asked for (`VideoInstances.frame_masks`).
     """
     source = video if isinstance(video, VideoSource) else open_video(video)
+    top_k = model.config.test_top_k if top_k is None else top_k
     starts = clip_starts(source.num_frames, clip_length, overlap)
     device, dtype = model.device, model.dtype
     tracker = geometry = None
     windows = _windows(source, starts, clip_length)
     for index, frames in enumerate(tqdm(windows, total=len(starts), disable=not progress, desc=source.name)):
-        inputs = processor(frames, return_tensors="pt")
-        outputs = model(pixel_values_videos=inputs["pixel_values_videos"].to(device, dtype))
+        inputs = processor(frames, input_data_format="channels_last", return_tensors="pt")
+        outputs = model(
+            pixel_values_videos=inputs["pixel_values_videos"].to(device, dtype), frame_chunk_size=frame_chunk_size
+        )
         mask_logits = outputs.masks_queries_logits[0].float().cpu()  # (Q, t, h, w)
-        probabilities = outputs.class_queries_logits[0].float().softmax(-1)[:, :-1].cpu()  # (Q, K)
+        probabilities = class_probabilities(outputs.class_queries_logits[0]).cpu()  # (Q, K)
         if tracker is None:
-            low_res_size = tuple(mask_logits.shape[-2:])
-            resized = tuple(int(side) for side in inputs["resized_sizes"][0])
-            geometry = MaskGeometry((4 * low_res_size[0], 4 * low_res_size[1]), resized, (source.height, source.width))
-            tracker = _ClipTracker(source.num_frames, tuple(math.ceil(side / 4) for side in resized))
+            geometry = MaskGeometry.of_masks(
+                mask_logits.shape[-2:], inputs["resized_sizes"][0].tolist(), (source.height, source.width)
+            )
+            tracker = _ClipTracker(source.num_frames, geometry.valid_low_res_size)
         next_start = starts[index + 1] if index + 1 < len(starts) else source.num_frames
         tracker.add(probabilities, mask_logits, next_start)
     return tracker.result(top_k, threshold, geometry)

@@ -1,10 +1,8 @@
-"""Reading and writing the YouTube-VIS file formats.
+"""Reading the YouTube-VIS file formats: annotation files (ground truth) and submissions (results).
 
-Reading turns the annotation file (ground truth) and the submission file (results) into `Track`s whose
-per-frame masks are pycocotools compressed RLEs, checking every field on the way: a bad record raises a
-`ValueError` that names it, nothing is dropped silently. Writing goes the other way: the video processor's
-post-processing output becomes submission records, and `write_submission_zip` packs them the way the
-YouTube-VIS evaluation server expects (`results.json` inside a `.zip`).
+Both become `Track`s whose per-frame masks are pycocotools compressed RLEs, checking every field on the way: a bad
+record raises a `ValueError` that names it, nothing is dropped silently. The training reader and the metric both
+read through this module.
 """
 
 from __future__ import annotations
@@ -12,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,18 +18,10 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-JsonSource = dict | list | str | Path
-SUBMISSION_MEMBER = "results.json"  # the file the YouTube-VIS server reads from a submission zip
+from .records import SUBMISSION_MEMBER
+from .rle import decode_rle_strings, rle_areas
 
-# Compressed RLE strings (pycocotools' maskApi.c) store each number in 5-bit chunks, one per character
-# ('0' + chunk), low bits first; bit 0x20 of a character means "more chunks follow" and bit 0x10 of the last
-# chunk is the sign. From the fourth number on, each is stored as the difference to the run two before.
-# pycocotools reads the chunks with 32-bit shifts, so only numbers of at most 6 chunks (30 bits with the
-# sign) read back reliably; the run lengths of any real frame (under 2**29 pixels) fit.
-_CHAR_OFFSET = 48
-_MORE_BIT = 0x20
-_SIGN_BIT = 0x10
-_MAX_CHUNKS = 6
+JsonSource = dict | list | str | Path
 
 
 @dataclass(frozen=True)
@@ -181,7 +171,7 @@ def _parse_annotation(ann: Any, index: int, videos: dict[int, Video], categories
     for key, size in (("height", video.height), ("width", video.width)):
         _require(ann.get(key, size) == size, where, f"'{key}' {ann.get(key)} disagrees with video {video.id}")
     rles = track_rles(ann.get("segmentations"), video, where, polygons=True)
-    areas = _rle_areas(rles)
+    areas = rle_areas(rles)
     return Track(
         video_id=video.id,
         category_id=ann["category_id"],
@@ -216,7 +206,7 @@ def _parse_result(record: Any, index: int, ground_truth: GroundTruth) -> Track:
     score = record.get("score")
     _require(_is_number(score) and math.isfinite(score), where, "'score' must be a finite number")
     rles = track_rles(record.get("segmentations"), video, where, polygons=False)
-    areas = _rle_areas(rles)
+    areas = rle_areas(rles)
     nonzero = areas[areas > 0]
     return Track(
         video_id=video.id,
@@ -342,136 +332,6 @@ def _check_compressed_strings(records: list, where: Callable[[int, dict], str], 
             f"{where(i, records[i])}: segmentations[{t}]: invalid compressed RLE counts {strings[bad[0]]!r} "
             f"(malformed, or runs not summing to the {totals[bad[0]]} pixels of the frame)"
         )
-
-
-def decode_rle_strings(strings: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Decode many pycocotools compressed RLE strings at once, with numpy (no loop over characters).
-
-    Returns `(runs, owner, well_formed)`: the run lengths of all strings concatenated, the index of the
-    string each run belongs to, and per string whether it is well formed (characters '0'..'o' only, every
-    number complete and at most 6 characters long, every run length non-negative).
-    """
-    n = len(strings)
-    lengths = np.fromiter(map(len, strings), dtype=np.int64, count=n)
-    codes = np.frombuffer(b"".join(strings), dtype=np.uint8).astype(np.int64) - _CHAR_OFFSET
-    if codes.size == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.ones(n, bool)
-    char_owner = np.repeat(np.arange(n), lengths)
-    # A number ends at a character without the "more" bit; each string's last character ends one in any
-    # case, so that a truncated string cannot run into the next one.
-    ends = (codes & _MORE_BIT) == 0
-    string_last_char = np.cumsum(lengths)[lengths > 0] - 1
-    truncated = ~ends[string_last_char]
-    ends[string_last_char] = True
-
-    end_positions = np.flatnonzero(ends)
-    starts = np.concatenate(([0], end_positions[:-1] + 1))
-    chunk_index = np.arange(codes.size) - starts[np.cumsum(ends) - ends]
-    chunks = (codes & 0x1F) << (5 * np.minimum(chunk_index, _MAX_CHUNKS - 1))
-    numbers = np.add.reduceat(chunks, starts)
-    negative = (codes[end_positions] & _SIGN_BIT) != 0
-    numbers -= negative * (np.int64(1) << (5 * (np.minimum(chunk_index[end_positions], _MAX_CHUNKS - 1) + 1)))
-
-    owner = char_owner[end_positions]
-    runs = _undo_differences(numbers, owner, n)
-    bad_chars = (codes < 0) | (codes > 63) | (chunk_index >= _MAX_CHUNKS)
-    malformed = np.bincount(char_owner[bad_chars], minlength=n) > 0
-    malformed[np.flatnonzero(lengths > 0)[truncated]] = True
-    malformed |= np.bincount(owner[runs < 0], minlength=n) > 0
-    return runs, owner, ~malformed
-
-
-def _undo_differences(numbers: np.ndarray, owner: np.ndarray, n_strings: int) -> np.ndarray:
-    """Turn stored numbers into run lengths: run[m] = number[m] + run[m-2] from the fourth run (m = 3) on.
-
-    So the odd runs are running sums of the odd-position numbers, and the even runs from m = 2 on are
-    running sums of the even-position numbers from m = 2 on; the sums restart at each string.
-    """
-    first_of_string = np.concatenate(([0], np.cumsum(np.bincount(owner, minlength=n_strings))[:-1]))
-    position = np.arange(numbers.size) - first_of_string[owner]
-    runs = numbers.copy()
-    for chain in (position % 2 == 1, (position % 2 == 0) & (position >= 2)):
-        sums = np.cumsum(np.where(chain, numbers, 0))
-        before_string = np.concatenate(([0], sums))[first_of_string]
-        runs = np.where(chain, sums - before_string[owner], runs)
-    return runs
-
-
-# pycocotools' `area` fails on lists of more than 255 RLEs with numpy 2 (it sizes an index as uint8).
-_AREA_BATCH = 255
-
-
-def _rle_areas(rles: list[dict | None]) -> np.ndarray:
-    """Pixel count of each frame's mask (0 where absent), with one pycocotools call per 255 frames of the track."""
-    areas = np.zeros(len(rles), dtype=np.int64)
-    present = [t for t, rle in enumerate(rles) if rle is not None]
-    for start in range(0, len(present), _AREA_BATCH):
-        frames = present[start : start + _AREA_BATCH]
-        areas[frames] = mask_utils.area([rles[t] for t in frames])
-    return areas
-
-
-# ----------------------------------------------------------------------------------------------- writing
-
-
-def predictions_to_records(
-    prediction: Mapping[str, Any], video_id: int, label_to_category: Mapping[int, int] | Sequence[int]
-) -> list[dict]:
-    """Turn one video's post-processing output into YouTube-VIS submission records.
-
-    `prediction` holds `scores` (K,), `labels` (K,) 0-based model label ids and `masks` (K, T, H, W) bool,
-    as tensors or arrays; `label_to_category[label]` is the dataset category id of a label. Each record is
-    `{video_id, category_id, score, segmentations}` with one compressed RLE per frame (counts as str), or
-    None where the mask is empty. All K*T masks are encoded with a single pycocotools call.
-    """
-    scores, labels, masks = (_to_numpy(prediction[key]) for key in ("scores", "labels", "masks"))
-    if masks.ndim != 4 or len(scores) != len(masks) or len(labels) != len(masks):
-        raise ValueError(f"video {video_id}: expected scores (K,), labels (K,) and masks (K, T, H, W)")
-    num_tracks, num_frames, height, width = masks.shape
-    frames = np.asfortranarray(masks.reshape(-1, height, width).transpose(1, 2, 0).astype(np.uint8))
-    encoded = mask_utils.encode(frames) if frames.shape[2] else []
-    nonempty = masks.reshape(num_tracks, num_frames, -1).any(axis=2)
-    records = []
-    for k in range(num_tracks):
-        label = int(labels[k])
-        try:
-            category_id = label_to_category[label]
-        except (KeyError, IndexError) as error:
-            raise ValueError(f"video {video_id}: label {label} has no category id") from error
-        track = encoded[k * num_frames : (k + 1) * num_frames]
-        segmentations = [rle_to_json(rle) if nonempty[k, t] else None for t, rle in enumerate(track)]
-        records.append(
-            {
-                "video_id": video_id,
-                "category_id": int(category_id),
-                "score": float(scores[k]),
-                "segmentations": segmentations,
-            }
-        )
-    return records
-
-
-def write_submission_zip(records: list[dict], path: str | Path) -> Path:
-    """Write `records` as `results.json` inside the zip file `path` (what the YouTube-VIS server expects)."""
-    path = Path(path)
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(SUBMISSION_MEMBER, json.dumps(records))
-    return path
-
-
-def rle_to_json(rle: dict) -> dict:
-    """A compressed RLE with plain-int size and str counts, as JSON wants it."""
-    counts = rle["counts"]
-    return {
-        "size": [int(s) for s in rle["size"]],
-        "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts,
-    }
-
-
-def _to_numpy(value: Any) -> np.ndarray:
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value)
 
 
 # ----------------------------------------------------------------------------------------------- helpers

@@ -1,6 +1,6 @@
 """The YouTube-VIS video instance segmentation metric as a Hugging Face `evaluate` module.
 
-A thin wrapper around `modeling_m2f_video.ytvis_eval`, which reproduces the official YouTube-VIS evaluation
+A thin wrapper around `modeling_m2f_video.evaluation.metric`, which reproduces the official YouTube-VIS evaluation
 (youtubevos/cocoapi ytvoseval): mask AP / AR over spatio-temporal IoU. One example is one video; since the
 records are nested and of several shapes (RLE, null frames), they are stored as JSON strings.
 """
@@ -10,7 +10,7 @@ import json
 import datasets
 import evaluate
 
-from modeling_m2f_video.ytvis_eval import evaluate_ytvis
+from modeling_m2f_video.evaluation.metric import evaluate_ytvis
 
 _DESCRIPTION = """\
 YouTube-VIS video instance segmentation metric: the 12 numbers AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100,
@@ -30,8 +30,8 @@ Returns:
     dict with the 12 numbers under "AP", "AP50", ..., "ARl" (-1 where undefined) and "per_category"
     (category id -> AP).
 Examples:
-    >>> from modeling_m2f_video.ytvis_eval import load_ytvis_metric
-    >>> from modeling_m2f_video.ytvis_io import split_by_video
+    >>> from modeling_m2f_video.evaluation.metric import load_ytvis_metric
+    >>> from modeling_m2f_video.ytvis.reader import split_by_video
     >>> metric = load_ytvis_metric()
     >>> predictions, references = split_by_video("gt.json", "results.json")
     >>> metric.add_batch(predictions=predictions, references=references)

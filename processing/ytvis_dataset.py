@@ -33,7 +33,8 @@ from pycocotools import mask as mask_utils
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from ..ytvis_io import Video, rle_to_json, track_rles
+from ..ytvis.reader import Video, track_rles
+from ..ytvis.rle import rle_to_json
 from .video_processing_m2f_video import Mask2FormerVideoProcessor, get_resize_output_size
 
 logger = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from .ytvis_io import GroundTruth, JsonSource, Track, parse_ground_truth, parse_results
+from ..ytvis.reader import GroundTruth, JsonSource, Track, parse_ground_truth, parse_results
 
 # Default parameters of the official evaluation, computed exactly as it computes them.
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
@@ -55,7 +55,7 @@ STAT_NAMES = tuple(row[0] for row in SUMMARY)
 # Per category: (name, "AP" or "AR", IoU threshold or None), over all areas and 100 detections.
 CATEGORY_SUMMARY = (("AP", "AP", None), ("AP50", "AP", 0.5), ("AP75", "AP", 0.75), ("AR100", "AR", None))
 
-METRIC_DIR = Path(__file__).resolve().parent / "metrics" / "youtube_vis"
+METRIC_DIR = Path(__file__).resolve().parent / "youtube_vis"
 
 
 @dataclass

@@ -1,9 +1,9 @@
-"""Shared helpers of the benchmark suite in `benchmarks/`: timing, peak memory, machine facts, records and tables,
-and the tiny random configuration that quick benchmark runs and the tests use.
+"""Shared helpers of the benchmark scripts beside this file: timing, peak memory, machine facts, records and tables.
 
-The benchmark scripts themselves live in the repository's `benchmarks/` folder (they are not installed with the
-package); [`load_benchmark_script`] imports one of them by name, which is how `m2f-video benchmark` and the tests
-reach them.
+The benchmarks ship with the source tree, not with the installed package. A script imports this module as
+`benchmark_utils` (Python puts the script's folder on `sys.path`); [`load_benchmark_script`] imports a sibling
+script by name, which is how `run_benchmarks.py` and the tests reach them. Quick runs use the package's tiny
+random configuration, `Mask2FormerVideoConfig.tiny`.
 """
 
 from __future__ import annotations
@@ -27,48 +27,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import ResNetConfig, SwinConfig
 
-from .configuration import Mask2FormerVideoConfig
-
-BENCHMARKS_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCHMARKS_DIR = Path(__file__).resolve().parent
 # The line a worker subprocess prints before its JSON answer, so that other output cannot be mistaken for it.
 WORKER_MARKER = "M2F_BENCHMARK_RESULT "
-
-
-# ------------------------------------------------------------------------------------------------ tiny models
-
-TINY_DECODER = {
-    "feature_size": 32,
-    "mask_feature_size": 32,
-    "hidden_dim": 32,
-    "encoder_layers": 1,
-    "encoder_feedforward_dim": 32,
-    "decoder_layers": 4,
-    "num_attention_heads": 2,
-    "dim_feedforward": 32,
-    "num_queries": 6,
-    "train_num_points": 64,
-}
-
-
-def tiny_config(backbone: str = "resnet", num_labels: int = 3, **overrides: Any) -> Mask2FormerVideoConfig:
-    """A random video Mask2Former small enough to run in well under a second on a CPU, with a ResNet or a Swin
-    backbone: every code path of the real models, none of their cost. `overrides` set other config fields."""
-    stages = ["stage1", "stage2", "stage3", "stage4"]
-    if backbone == "resnet":
-        backbone_config = ResNetConfig(
-            embedding_size=8, hidden_sizes=[16, 16, 32, 32], depths=[1, 1, 1, 1], out_features=stages
-        )
-    elif backbone == "swin":
-        backbone_config = SwinConfig(
-            embed_dim=8, depths=[1, 1, 2, 1], num_heads=[1, 1, 2, 2], window_size=4, out_features=stages
-        )
-    else:
-        raise ValueError(f"backbone must be 'resnet' or 'swin', got {backbone!r}")
-    return Mask2FormerVideoConfig(
-        backbone_config=backbone_config, num_labels=num_labels, **{**TINY_DECODER, **overrides}
-    )
 
 
 # ------------------------------------------------------------------------------------------------ scripts
@@ -78,9 +40,7 @@ def load_benchmark_script(name: str) -> ModuleType:
     """Import `benchmarks/<name>.py` of this source tree as a module (e.g. `"bench_inference"`)."""
     path = BENCHMARKS_DIR / f"{name}.py"
     if not path.is_file():
-        raise FileNotFoundError(
-            f"Benchmark script {path} not found: the benchmarks ship with the source tree, not the installed package."
-        )
+        raise FileNotFoundError(f"Benchmark script {path} not found.")
     spec = importlib.util.spec_from_file_location(f"m2f_benchmarks.{name}", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module

@@ -1,4 +1,4 @@
-"""`m2f-video benchmark`: run the benchmark scripts of `benchmarks/` (inference, training, metric, or all)."""
+"""Run the benchmark scripts beside this file: `python benchmarks/run_benchmarks.py inference|training|metric|all`."""
 
 import argparse
 import inspect
@@ -13,22 +13,21 @@ QUICK_OPTIONS = {"inference": ["--quick"], "training": ["--quick"], "metric": ["
 WRITES_OUTPUT = ("inference", "training")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `benchmark` subcommand."""
-    parser = subparsers.add_parser(
-        "benchmark",
-        help="measure inference, training and metric speed and memory",
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of this script."""
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/run_benchmarks.py",
         description=(
-            "Run the benchmarks of the source tree's benchmarks/ folder. Options after the benchmark name go to "
-            "its script (see `python benchmarks/bench_inference.py --help`); `all` runs the three with only "
-            "--quick and --output passed on (as OUTPUT_<name>.json)."
+            "Run the benchmarks of this folder. Options after the benchmark name go to its script (see "
+            "`python benchmarks/bench_inference.py --help`); `all` runs the three with only --quick and --output "
+            "passed on (as OUTPUT_<name>.json)."
         ),
     )
     parser.add_argument("which", choices=[*SCRIPTS, "all"], help="which benchmark to run")
     parser.add_argument("--quick", action="store_true", help="tiny configurations, one run each (seconds)")
     parser.add_argument("--output", help="write the records as JSON here (inference and training)")
     parser.add_argument("options", nargs=argparse.REMAINDER, help="options for the benchmark script")
-    parser.set_defaults(func=run)
+    return parser
 
 
 def split_own_options(args: argparse.Namespace) -> argparse.Namespace:
@@ -61,11 +60,11 @@ def call_main(script: ModuleType, argv: list[str]) -> int:
         return script.main() or 0
 
 
-def run(args: argparse.Namespace) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Run the chosen benchmark script(s); returns the first non-zero exit code, else 0."""
-    from ..benchmarking import load_benchmark_script  # imports torch: only when a benchmark runs
+    from benchmark_utils import load_benchmark_script  # imports torch: only when a benchmark runs
 
-    args = split_own_options(args)
+    args = split_own_options(build_parser().parse_args(argv))
     if args.which == "all" and args.options:
         raise SystemExit(f"`benchmark all` takes only --quick and --output; got {' '.join(args.options)}")
     if args.output and args.which not in (*WRITES_OUTPUT, "all"):
@@ -75,3 +74,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"## {name}", flush=True)
         exit_code = exit_code or call_main(load_benchmark_script(SCRIPTS[name]), script_arguments(args, name))
     return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
