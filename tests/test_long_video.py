@@ -15,9 +15,8 @@ from modeling_m2f_video.processing.video_processing_m2f_video import Mask2Former
 
 
 def assert_stored_close(stored: torch.Tensor, logits: torch.Tensor) -> None:
-    """The store keeps logits in float16: same signs, values to float16 precision."""
-    torch.testing.assert_close(stored, logits, atol=1e-6, rtol=1e-3)
-    assert torch.equal(stored > 0, logits > 0)
+    """The store keeps float32 logits: the model's, or on frames two windows share their mean (float rounding)."""
+    torch.testing.assert_close(stored, logits.float(), atol=1e-6, rtol=1e-6)
 
 
 @pytest.fixture(scope="module")
@@ -113,12 +112,9 @@ def test_single_window_clip_mode_keeps_the_models_masks(model_and_processor):
     )[0]
     np.testing.assert_allclose(tracked.scores, reference["scores"].numpy(), rtol=1e-5)
     np.testing.assert_array_equal(tracked.labels, reference["labels"].numpy())
-    for rank, query in enumerate(reference["query_indices"].tolist()):
-        assert_stored_close(tracked.low_res_logits(rank), outputs.masks_queries_logits[0, query])
-    # Upsampling float16 logits instead of float32 ones may flip a pixel whose logit is within rounding of 0.
-    dense = tracked.masks()
-    assert dense.shape == reference["masks"].shape
-    assert (dense == reference["masks"].numpy()).mean() > 0.995
+    for rank, query in enumerate(reference["query_indices"].tolist()):  # one window: the model's logits, exactly
+        assert torch.equal(tracked.low_res_logits(rank), outputs.masks_queries_logits[0, query])
+    np.testing.assert_array_equal(tracked.masks(), reference["masks"].numpy())
 
 
 def test_windows_are_read_lazily(model_and_processor):

@@ -3,8 +3,6 @@
 import argparse
 import sys
 
-from ..processing.synthetic import MAX_CLASSES, category_names, make_synthetic_dataset
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `make-synthetic` subcommand."""
@@ -20,7 +18,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", required=True, help="folder to write train/ and valid/ into")
     parser.add_argument("--videos", type=int, required=True, help="number of videos in both splits together")
     parser.add_argument("--frames", type=int, required=True, help="frames per video")
-    parser.add_argument("--classes", type=int, required=True, help=f"number of classes (1 to {MAX_CLASSES})")
+    parser.add_argument(
+        "--classes",
+        type=int,
+        required=True,
+        help="number of classes (each a shape in a colour family; the generator says how many it has)",
+    )
     parser.add_argument("--height", type=int, default=240, help="frame height in pixels (default 240)")
     parser.add_argument("--width", type=int, default=320, help="frame width in pixels (default 320)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -35,6 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the data set and print where each split went."""
+    from ..processing.synthetic import category_names, make_synthetic_dataset
+
     try:
         paths = make_synthetic_dataset(
             args.output,

@@ -15,8 +15,9 @@ the next:
 
 Memory does not grow with the length: the model sees one window at a time, frames are read lazily from a
 `VideoSource` (a video file is never decoded all at once), and finished frames' mask logits go to a temporary
-file, not to memory: at low resolution in float16 (which keeps every logit's sign, so every mask pixel),
-2 * Q * H/4 * W/4 bytes of disk per frame (2.9 MB for 100 queries at 360x640). At the end only the chosen
+file, not to memory: at low resolution in float32 (exactly what the model gave, so one window covering the video
+gives the whole-video masks bit for bit), 4 * Q * H/4 * W/4 bytes of disk per frame (5.9 MB for 100 queries at
+360x640). At the end only the chosen
 instances' masks are read back and upsampled, a few frames at a time.
 """
 
@@ -38,7 +39,7 @@ from .instances import VideoInstances
 
 
 class LogitStore:
-    """Per-frame (Q, h, w) mask logits of finished frames, as float16 in an unnamed temporary file.
+    """Per-frame (Q, h, w) mask logits of finished frames, as float32 in an unnamed temporary file.
 
     The file is deleted when the store is closed or garbage collected. Reads use plain file reads, not a
     memory map, so that what was written does not come back into the process's memory.
@@ -46,21 +47,21 @@ class LogitStore:
 
     def __init__(self, num_queries: int, low_res_size: tuple[int, int]):
         self.shape = (num_queries, *low_res_size)
-        self.frame_bytes = 2 * math.prod(self.shape)
+        self.frame_bytes = 4 * math.prod(self.shape)
         self.num_frames = 0
         self.file = tempfile.TemporaryFile()
 
     def append(self, logits: torch.Tensor) -> None:
         """Store (Q, n, h, w) float logits of n more frames."""
         self.file.seek(0, os.SEEK_END)
-        self.file.write(logits.transpose(0, 1).to(torch.float16).contiguous().numpy().tobytes())
+        self.file.write(logits.transpose(0, 1).to(torch.float32).contiguous().numpy().tobytes())
         self.num_frames += logits.shape[1]
 
     def read(self, start: int, stop: int) -> torch.Tensor:
         """The (Q, stop - start, h, w) float logits of frames [start, stop)."""
         self.file.seek(start * self.frame_bytes)
-        data = np.frombuffer(self.file.read((stop - start) * self.frame_bytes), dtype=np.float16)
-        return torch.from_numpy(data.reshape(stop - start, *self.shape).copy()).transpose(0, 1).float()
+        data = np.frombuffer(self.file.read((stop - start) * self.frame_bytes), dtype=np.float32)
+        return torch.from_numpy(data.reshape(stop - start, *self.shape).copy()).transpose(0, 1)
 
 
 def clip_starts(num_frames: int, clip_length: int, overlap: int) -> list[int]:
