@@ -104,10 +104,17 @@ def run_python(code: str) -> str:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
 
 
+HEAVY = ("torch", "transformers", "av", "pycocotools", "scipy", "accelerate")
+
+
+def assert_imports_nothing_heavy(code: str, what: str) -> None:
+    """`code`, run in a fresh interpreter, leaves none of the `HEAVY` modules imported."""
+    loaded = set(run_python(code + "\nprint(' '.join(sorted(sys.modules)))").split())
+    assert not loaded & set(HEAVY), f"{what} imports {sorted(loaded & set(HEAVY))}"
+
+
 def test_importing_the_package_imports_no_heavy_dependency():
-    loaded = run_python("import sys, modeling_m2f_video; print(' '.join(sorted(sys.modules)))").split()
-    for heavy in ("torch", "transformers", "av", "pycocotools", "scipy", "accelerate"):
-        assert heavy not in loaded, f"`import modeling_m2f_video` imports {heavy}"
+    assert_imports_nothing_heavy("import sys, modeling_m2f_video", "`import modeling_m2f_video`")
 
 
 def test_cli_help_imports_no_heavy_dependency():
@@ -115,12 +122,9 @@ def test_cli_help_imports_no_heavy_dependency():
         "import sys, contextlib, io\n"
         "from modeling_m2f_video.cli import build_parser\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
-        "    build_parser()\n"
-        "print(' '.join(sorted(sys.modules)))"
+        "    build_parser()"
     )
-    loaded = run_python(code).split()
-    for heavy in ("torch", "transformers", "av", "pycocotools", "scipy", "accelerate"):
-        assert heavy not in loaded, f"building the CLI parser imports {heavy}"
+    assert_imports_nothing_heavy(code, "building the CLI parser")
 
 
 def test_first_use_of_a_name_registers_with_transformers():
