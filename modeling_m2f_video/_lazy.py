@@ -15,13 +15,14 @@ def attach(
     `on_first_use` runs once, before the first exported name is imported.
     """
     module_of = {name: module for module, names in exports.items() for name in names}
-    first_use = [on_first_use]
+    pending_hook = on_first_use
 
     def __getattr__(name: str) -> Any:
+        nonlocal pending_hook
         if name not in module_of:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        if first_use[0] is not None:
-            hook, first_use[0] = first_use[0], None
+        if pending_hook is not None:
+            hook, pending_hook = pending_hook, None
             hook()
         value = getattr(importlib.import_module(f".{module_of[name]}", package), name)
         setattr(importlib.import_module(package), name, value)  # later lookups skip __getattr__

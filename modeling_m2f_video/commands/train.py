@@ -5,6 +5,7 @@ options work under `accelerate launch -m modeling_m2f_video.train ...` for sever
 """
 
 import argparse
+import dataclasses
 import sys
 
 
@@ -37,8 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train; print where the model went and the metric. Bad input exits with status 2 and a clear message."""
-    import dataclasses
-
     from ..training import TrainingConfig, train
 
     options = {
