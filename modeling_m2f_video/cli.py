@@ -8,6 +8,12 @@ import argparse
 import importlib
 import sys
 
+from .errors import UserInputError
+
+# Exit statuses: bad input (as argparse uses), and Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
 # Subcommand modules; each adds its parser in `register(subparsers)`.
 COMMAND_MODULES = (
     "modeling_m2f_video.commands.make_synthetic",
@@ -29,8 +35,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand. Bad input and file-system errors are one line on stderr, Ctrl-C a clean exit."""
     args = build_parser().parse_args(argv)
-    return args.func(args) or 0
+    try:
+        return args.func(args) or 0
+    except UserInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+    except OSError as error:
+        if error.filename is None:  # not about a file the user named: a bug or the system, keep the traceback
+            raise
+        print(f"error: {error.filename}: {error.strerror or error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"\n{args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

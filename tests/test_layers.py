@@ -43,6 +43,7 @@ LAYERS = {
     "cli": 7,
     "train": 7,
     "_lazy": 0,
+    "errors": 0,
     "_compat": 0,
     "__init__": 8,
 }
