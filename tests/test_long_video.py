@@ -173,7 +173,7 @@ def test_post_processing_upsamples_only_the_kept_masks(model_and_processor, monk
         return interpolate(tensor, *args, **kwargs)
 
     monkeypatch.setattr(post_processing.F, "interpolate", recording_interpolate)
-    processor.post_process_video_instance_segmentation(outputs, target_sizes=inputs["original_sizes"], top_k=2)
+    processor.post_process_video_instance_segmentation(outputs, inputs=inputs, top_k=2)
     num_frames, low_res = 5, tuple(outputs.masks_queries_logits.shape[-2:])
     assert len(upsampled_shapes) == 4  # two resizes per kept query
     assert all(shape[:2] == (1, num_frames) for shape in upsampled_shapes)  # one query's frames at a time
