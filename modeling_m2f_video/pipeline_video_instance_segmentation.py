@@ -6,7 +6,7 @@ from transformers import pipeline
 
 segmenter = pipeline("video-instance-segmentation", model="path/to/model")
 instances = segmenter("clip.mp4", top_k=5)
-instances[0]  # {"score": 0.97, "label": "person", "label_id": 0, "masks": [(H, W) bool array per frame]}
+instances[0]  # {"score": 0.97, "label": "person", "label_id": 0, "masks": (H, W) bool array per frame}
 ```
 
 A video is a file (anything PyAV decodes: mp4, webm, avi, mov, ...), a folder of frame images, a list of PIL
@@ -82,7 +82,8 @@ class VideoInstanceSegmentationPipeline(Pipeline):
         progress (`bool`, False): show a progress bar over the windows of the clip-by-clip mode.
 
     Returns, per video, a list of instances sorted by score: `{"score", "label", "label_id", "masks"}`, where
-    `masks` has one entry per (selected) frame.
+    `masks` has one entry per (selected) frame: a lazy sequence of (H, W) bool arrays computed when read
+    (`FrameMasks`: index it, iterate it, `np.stack` it), or a list of RLEs with `return_rle=True`.
     """
 
     _load_processor = False
@@ -153,7 +154,11 @@ class VideoInstanceSegmentationPipeline(Pipeline):
         return {"instances": segment_video(self.model, self.video_processor, model_inputs["source"], **options)}
 
     def postprocess(self, model_outputs: dict[str, Any], return_rle: bool = False) -> list[dict[str, Any]]:
-        """Scored instances, with one mask (or RLE) per frame."""
+        """Scored instances, with one mask (or RLE) per frame.
+
+        Masks are a lazy sequence (`inference.instances.FrameMasks`): each (H, W) frame is computed from the
+        low-resolution logits when read, so the output stays small for long, high-resolution videos.
+        """
         instances: VideoInstances = model_outputs["instances"]
         return [
             {
@@ -161,9 +166,7 @@ class VideoInstanceSegmentationPipeline(Pipeline):
                 "label": self.model.config.id2label.get(int(label), str(int(label))),
                 "label_id": int(label),
                 "masks": (
-                    instances.segmentations(index, keep_empty=True)
-                    if return_rle
-                    else list(instances.frame_masks(index))
+                    instances.segmentations(index, keep_empty=True) if return_rle else instances.mask_sequence(index)
                 ),
             }
             for index, (score, label) in enumerate(zip(instances.scores, instances.labels))

@@ -8,6 +8,7 @@ from PIL import Image
 from transformers import pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from modeling_m2f_video.inference.instances import FrameMasks
 from modeling_m2f_video.inference.segment import choose_mode
 from modeling_m2f_video.pipeline_video_instance_segmentation import TASK, register_pipeline
 from modeling_m2f_video.processing.video_io import write_video
@@ -54,6 +55,21 @@ def test_output_has_one_mask_per_frame_sorted_by_score(segmenter, frames):
         assert instance["label"] == segmenter.model.config.id2label[instance["label_id"]]
         assert len(instance["masks"]) == len(frames)
         assert all(mask.dtype == bool and mask.shape == (HEIGHT, WIDTH) for mask in instance["masks"])
+
+
+def test_masks_are_computed_when_read(segmenter, frames):
+    """Output masks hold only low-resolution logits; reading a frame by index, slice or iteration agrees."""
+    for mode in ("whole", "clip"):
+        instances = segmenter(frames, top_k=3, mode=mode, clip_length=4, clip_overlap=2)
+        masks = instances[0]["masks"]
+        assert isinstance(masks, FrameMasks) and "computed on access" in repr(masks)
+        dense = np.stack(masks)  # iteration, as np.stack reads it
+        assert dense.shape == (len(frames), HEIGHT, WIDTH) and dense.any()
+        assert all(np.array_equal(masks[index], dense[index]) for index in range(len(frames)))
+        np.testing.assert_array_equal(masks[-1], dense[-1])
+        np.testing.assert_array_equal(np.stack(masks[1:5:2]), dense[1:5:2])
+        with pytest.raises(IndexError):
+            masks[len(frames)]
 
 
 def test_threshold_drops_low_scores(segmenter, frames):
@@ -173,3 +189,26 @@ def test_model_folder_without_processor_config(tmp_path):
     folder = save_tiny_model(tmp_path / "no_processor", with_processor=False)
     with pytest.raises(ValueError, match="no_processor.*no video processor config"):
         pipeline(TASK, model=str(folder), device="cpu")
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"top_k": -1}, "top_k must be an integer >= 0"),
+        ({"threshold": float("nan")}, "threshold must be a finite number"),
+        ({"clip_length": 0}, "clip_length must be an integer >= 1"),
+        ({"clip_overlap": 4, "clip_length": 4}, r"clip_overlap must be in \[0, 4\)"),
+        ({"frame_chunk_size": 0}, "frame_chunk_size must be None or >= 1"),
+        ({"long_video_threshold": -2}, "long_video_threshold must be an integer >= 0"),
+    ],
+)
+def test_bad_option_values_are_refused_by_name(segmenter, frames, option, message):
+    with pytest.raises(ValueError, match=message):
+        segmenter(frames, **option)
+
+
+def test_three_pixel_high_frames_are_read_channels_last(segmenter):
+    """The pipeline knows its frames are (H, W, 3): no layout guess, even when H is 3."""
+    frames = np.random.default_rng(0).integers(0, 256, (2, 3, 40, 3), dtype=np.uint8)
+    instances = segmenter(frames, top_k=2)
+    assert all(mask.shape == (3, 40) for instance in instances for mask in instance["masks"])

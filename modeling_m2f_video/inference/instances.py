@@ -4,7 +4,7 @@ batch prediction and training evaluation read."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -82,6 +82,10 @@ class VideoInstances:
         for chunk in self.mask_chunks(index):
             yield from chunk
 
+    def mask_sequence(self, index: int) -> FrameMasks:
+        """Instance `index`'s masks as a lazy sequence of (H, W) bool arrays, computed when a frame is read."""
+        return FrameMasks(self, index)
+
     def masks(self) -> np.ndarray:
         """All masks as one (N, T, H, W) bool array (for short videos and tests)."""
         height, width = self.geometry.target_size
@@ -103,3 +107,36 @@ class VideoInstances:
             result_record(video_id, int(label), float(score), self.segmentations(index), label_to_category)
             for index, (score, label) in enumerate(zip(self.scores, self.labels))
         ]
+
+
+class FrameMasks(Sequence):
+    """One instance's per-frame masks at the original size, computed from the low-resolution logits when read.
+
+    It behaves like a list of (H, W) bool arrays (`len`, indexing, slicing, iteration, `np.stack`), but holds no
+    full-resolution mask: output memory stays at the low-resolution logits however long or large the video is.
+    `list(masks)` materialises every frame. A frame read by index equals the same frame read by iteration (frames
+    are independent channels of one bilinear resize).
+    """
+
+    def __init__(self, instances: VideoInstances, index: int):
+        self._instances = instances
+        self._index = index
+
+    def __len__(self) -> int:
+        return self._instances.num_frames
+
+    def __getitem__(self, frame: int | slice) -> np.ndarray | list[np.ndarray]:
+        if isinstance(frame, slice):
+            return [self[position] for position in range(*frame.indices(len(self)))]
+        position = frame + len(self) if frame < 0 else frame
+        if not 0 <= position < len(self):
+            raise IndexError(f"frame {frame} out of range for a video of {len(self)} frames")
+        logits = self._instances.low_res_logits(self._index, position, position + 1)  # (1, h, w)
+        return (self._instances.geometry.upsample(logits) > 0).cpu().numpy()[0]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self._instances.frame_masks(self._index)
+
+    def __repr__(self) -> str:
+        height, width = self._instances.geometry.target_size
+        return f"FrameMasks({len(self)} frames of {height}x{width}, computed on access)"

@@ -7,6 +7,7 @@ segmented clip by clip (`clip_by_clip.segment_video_by_clips`), which keeps memo
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,28 @@ def choose_mode(mode: str, num_frames: int, long_video_threshold: int = 64, clip
     if mode == "auto":
         return "clip" if num_frames > max(long_video_threshold, clip_length) else "whole"
     return mode
+
+
+def check_options(
+    top_k: int,
+    threshold: float,
+    long_video_threshold: int,
+    clip_length: int,
+    clip_overlap: int,
+    frame_chunk_size: int | None,
+) -> None:
+    """Refuse option values no run can use, naming the option, before any work is done."""
+    checks = [
+        ("top_k", top_k, isinstance(top_k, int) and top_k >= 0, "an integer >= 0"),
+        ("threshold", threshold, math.isfinite(threshold), "a finite number"),
+        ("long_video_threshold", long_video_threshold, long_video_threshold >= 0, "an integer >= 0"),
+        ("clip_length", clip_length, clip_length >= 1, "an integer >= 1"),
+        ("clip_overlap", clip_overlap, 0 <= clip_overlap < max(clip_length, 1), f"in [0, {clip_length})"),
+        ("frame_chunk_size", frame_chunk_size, frame_chunk_size is None or frame_chunk_size >= 1, "None or >= 1"),
+    ]
+    for name, value, valid, expected in checks:
+        if not valid:
+            raise ValueError(f"{name} must be {expected}; got {value!r}")
 
 
 @torch.no_grad()
@@ -56,8 +79,9 @@ def segment_video(
         frame_chunk_size: backbone and pixel decoder on this many frames at a time (same outputs, less memory).
         progress: a progress bar over the windows of the clip mode.
     """
-    source = video if isinstance(video, VideoSource) else open_video(video)
     top_k = model.config.test_top_k if top_k is None else top_k
+    check_options(top_k, threshold, long_video_threshold, clip_length, clip_overlap, frame_chunk_size)
+    source = video if isinstance(video, VideoSource) else open_video(video)
     if choose_mode(mode, source.num_frames, long_video_threshold, clip_length) == "clip":
         return segment_video_by_clips(
             model,
