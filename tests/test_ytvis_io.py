@@ -8,9 +8,11 @@ import pytest
 import torch
 from pycocotools import mask as mask_utils
 
+from modeling_m2f_video.errors import UserInputError
 from modeling_m2f_video.evaluation.metric import evaluate_ytvis
+from modeling_m2f_video.ytvis.reader import parse_ground_truth, parse_results
 from modeling_m2f_video.ytvis.records import predictions_to_records, write_submission_zip
-from modeling_m2f_video.ytvis.rle import decode_rle_strings
+from modeling_m2f_video.ytvis.rle import decode_rle_strings, inner_zero_runs
 
 H, W, T = 8, 10, 2
 
@@ -52,6 +54,7 @@ RESULT_ERRORS = {
     "too few frames": (lambda r: r["segmentations"].pop(), "list of 2 entries"),
     "too many frames": (lambda r: r["segmentations"].append(None), "list of 2 entries"),
     "polygon in results": (lambda r: r["segmentations"].__setitem__(0, [[1, 1, 5, 1, 5, 5]]), "RLE object or null"),
+    "4-number polygon in results": (lambda r: r["segmentations"].__setitem__(0, [[1, 2, 3, 4]]), "RLE object or null"),
     "size disagrees": (lambda r: r["segmentations"].__setitem__(0, {"size": [W, H], "counts": "0"}), "size"),
     "missing counts": (lambda r: r["segmentations"].__setitem__(0, {"size": [H, W]}), "counts"),
     "runs too short": (lambda r: r["segmentations"].__setitem__(0, {"size": [H, W], "counts": [5, 3]}), "sum to 80"),
@@ -70,7 +73,7 @@ def test_bad_result_raises_naming_the_record(name):
     results.insert(0, json.loads(json.dumps(results[0])))  # a good record first: the bad one is results[1]
     spoil, message = RESULT_ERRORS[name]
     spoil(results[1])
-    with pytest.raises(ValueError, match=r"results\[1\]") as error:
+    with pytest.raises(UserInputError, match=r"results\[1\]") as error:
         evaluate_ytvis(gt, results)
     assert message in str(error.value)
 
@@ -86,6 +89,24 @@ GT_ERRORS = {
         "size",
     ),
     "odd polygon": (lambda g: g["annotations"][0]["segmentations"].__setitem__(1, [[1, 2, 3, 4, 5]]), "polygons"),
+    **{
+        # pycocotools reads a leading 4-number list as a box (and fails on it), a later one as a 2-point polygon
+        f"{name} polygon": (lambda g, p=polygon: g["annotations"][0]["segmentations"].__setitem__(1, p), "polygons")
+        for name, polygon in {
+            "4-number": [[1, 2, 3, 4]],
+            "4-number second": [[1, 1, 6, 1, 6, 6], [1, 2, 3, 4]],
+            "4-number first": [[1, 2, 3, 4], [1, 1, 6, 1, 6, 6]],
+            "2-number": [[1, 2]],
+            "7-number": [[1, 1, 6, 1, 6, 6, 3]],
+            "empty": [[]],
+            "flat": [1, 1, 6, 1, 6, 6],
+            "string coordinate": [[1, 1, 6, 1, 6, "6"]],
+            "bool coordinate": [[1, 1, 6, 1, 6, True]],
+            "nan coordinate": [[1, 1, float("nan"), 1, 6, 6]],
+            "infinite coordinate": [[1, 1, float("inf"), 1, 6, 6]],  # pycocotools loops forever
+            "huge coordinate": [[1, 1, 1e12, 1, 6, 6]],  # pycocotools exhausts memory
+        }.items()
+    },
     "bad string": (
         lambda g: g["annotations"][0]["segmentations"].__setitem__(1, {"size": [H, W], "counts": "??"}),
         "invalid",
@@ -100,9 +121,17 @@ def test_bad_ground_truth_raises_naming_the_record(name):
     gt, results = valid_case()
     spoil, message = GT_ERRORS[name]
     spoil(gt)
-    with pytest.raises(ValueError, match=r"ground truth annotations\[\d\] \(id 1\)") as error:
+    with pytest.raises(UserInputError, match=r"ground truth annotations\[\d\] \(id 1\)") as error:
         evaluate_ytvis(gt, results)
     assert message in str(error.value)
+
+
+def test_polygons_of_three_points_and_beyond_the_frame_are_rasterised():
+    gt, results = valid_case()
+    triangle = [[-3.0, -3.0, 12.0, 2.0, 4.5, 11.0]]  # partly outside the 10 x 8 frame
+    gt["annotations"][0]["segmentations"][1] = triangle
+    raster = mask_utils.merge(mask_utils.frPyObjects(triangle, H, W))
+    assert parse_ground_truth(gt).tracks[0].rles[1]["counts"] == raster["counts"]
 
 
 @pytest.mark.parametrize(
@@ -163,6 +192,37 @@ def test_decoder_flags_malformed_strings_without_spoiling_the_others():
     runs, owner, well_formed = decode_rle_strings(strings)
     assert well_formed.tolist() == [True, False, False, True, True, False]
     assert runs[owner == 3].tolist() == column_major_runs(square())
+
+
+def test_inner_zero_runs_flags_empty_runs_after_the_first():
+    runs = [[0, 4, 76], [5, 0, 75], [0, 0, 80], [80, 0], [80], [0, 80]]
+    strings = [mask_utils.frPyObjects({"size": [H, W], "counts": r}, H, W)["counts"] for r in runs]
+    decoded, owner, well_formed = decode_rle_strings(strings)
+    assert well_formed.all()
+    assert [decoded[owner == k].tolist() for k in range(len(runs))] == runs  # the strings keep empty runs
+    assert inner_zero_runs(decoded, owner, len(runs)).tolist() == [False, True, True, True, False, False]
+
+
+def test_tracks_know_which_frames_have_empty_runs():
+    """Compressed strings, uncompressed counts and polygon rasters alike (polygons never have them)."""
+    gt, results = valid_case()
+    with_empty = {"size": [H, W], "counts": [20, 4, 0, 0, 56]}
+    gt["videos"][0]["length"] = 4
+    gt["annotations"][0].update(
+        segmentations=[with_empty, [[1, 1, 6, 1, 6, 6]], None, {"size": [H, W], "counts": [0, 4, 76]}], areas=[4] * 4
+    )
+    compressed = mask_utils.frPyObjects(with_empty, H, W)["counts"].decode()
+    results[0]["segmentations"] = [
+        {"size": [H, W], "counts": compressed},
+        None,
+        with_empty,
+        results[0]["segmentations"][0],
+    ]
+    ground_truth = parse_ground_truth(gt)
+    assert ground_truth.tracks[0].zero_runs.tolist() == [True, False, False, False]
+    (result,) = parse_results(results, ground_truth)
+    assert result.zero_runs.tolist() == [True, False, True, False]
+    assert result.ann_id == 1  # results are numbered from 1 in file order, as the official code does
 
 
 # ----------------------------------------------------------------------------------------------- writers

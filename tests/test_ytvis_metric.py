@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from modeling_m2f_video.cli import main
+from modeling_m2f_video.cli import EXIT_BAD_INPUT, main
 from modeling_m2f_video.evaluation.metric import METRIC_DIR, STAT_NAMES, evaluate_ytvis, load_ytvis_metric, track_ious
 from modeling_m2f_video.ytvis.reader import parse_ground_truth, parse_results, split_by_video
 
@@ -505,11 +505,11 @@ def test_cli_prints_table_and_writes_json(tmp_path, capsys):
     assert written["per_category"] == {str(k): v for k, v in expected.per_category.items()}
 
 
-def test_cli_reports_bad_input_with_exit_code_1(tmp_path, capsys):
+def test_cli_reports_bad_input_naming_the_record(tmp_path, capsys):
     gt, results = make_case({1: (1, 40, 40)}, [], [])
     results = [{"video_id": 42, "category_id": 1, "score": 0.5, "segmentations": [None]}]
     gt_path, results_path = write_case(tmp_path, gt, results)
-    assert main(["evaluate", "--gt", str(gt_path), "--results", str(results_path)]) == 1
+    assert main(["evaluate", "--gt", str(gt_path), "--results", str(results_path)]) == EXIT_BAD_INPUT
     assert "results[0]" in capsys.readouterr().err
 
 

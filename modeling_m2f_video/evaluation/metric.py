@@ -4,7 +4,9 @@ It reproduces youtubevos/cocoapi's `ytvoseval` (YTVOS + YTVOSeval with default p
 
 1. Spatio-temporal IoU of a predicted track and a ground-truth track: intersections and unions summed over
    all frames (a frame where one side is absent adds the other side's area to the union), 0 if the union is
-   empty. Crowd ground truth uses the same IoU; it only makes matches "ignored".
+   empty. Crowd ground truth uses the same IoU; it only makes matches "ignored". The per-frame intersection
+   and union are those of pycocotools' `merge`, as the official code takes them, also for RLEs with empty runs,
+   where `merge` can stop early (see `track_ious`).
 2. Per (video, category): detections by descending score (stable), at most 100; at each IoU threshold each
    detection greedily takes the free ground truth with the highest IoU (the last one on ties), preferring
    ground truth that is not ignored (crowd or outside the area range). Crowd ground truth is never used up.
@@ -14,7 +16,8 @@ It reproduces youtubevos/cocoapi's `ytvoseval` (YTVOS + YTVOSeval with default p
 Masks stay run-length encoded: the intersections come from pycocotools' `iou` with one call per frame for
 all (detection, ground truth) pairs of a video and category, and matching is vectorised over area ranges
 and IoU thresholds. Where the official code crashes, this one answers: an empty result list gives the
-"no detections" numbers with a warning, and results may use uncompressed RLE.
+"no detections" numbers with a warning, and results may use uncompressed RLE. Malformed input raises a
+`UserInputError` (a `ValueError`) naming the record, from `ytvis.reader`.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from ..ytvis.reader import GroundTruth, JsonSource, Track, parse_ground_truth, parse_results
+from ..ytvis.rle import decode_rle_strings
 
 # Default parameters of the official evaluation, computed exactly as it computes them.
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
@@ -119,13 +123,17 @@ def evaluate_ytvis(gt: JsonSource, results: JsonSource) -> YTVISResult:
     """Evaluate YouTube-VIS results against ground truth, as the official evaluation does.
 
     `gt` is the annotation file (a dict or a path), `results` the submission (a list of records or a path).
-    Inputs are not modified. Raises ValueError naming the record for any malformed input.
+    Inputs are not modified. Raises `UserInputError` (a ValueError) naming the record for any malformed input.
+    Warns where the official comparison of two masks stops early (see `track_ious`).
     """
     ground_truth = parse_ground_truth(gt)
     detections = parse_results(results, ground_truth)
     if not detections:
         warnings.warn("empty result list: reporting the numbers for no detections", UserWarning, stacklevel=2)
-    pairs = _evaluate_pairs(ground_truth, detections)
+    stopped_early: list[tuple[int, Track, Track]] = []
+    pairs = _evaluate_pairs(ground_truth, detections, stopped_early)
+    if stopped_early:
+        warnings.warn(_stopped_early_message(stopped_early), UserWarning, stacklevel=2)
     category_ids = sorted(ground_truth.categories)
     precision, recall = _accumulate(pairs, sorted(ground_truth.videos), category_ids)
     return YTVISResult(
@@ -153,8 +161,11 @@ def load_ytvis_metric(**kwargs: Any):
 # --------------------------------------------------------------------------------------------- IoU + match
 
 
-def _evaluate_pairs(ground_truth: GroundTruth, detections: list[Track]) -> dict[tuple[int, int], PairEvaluation]:
-    """Match every (video, category) that has ground truth or detections."""
+def _evaluate_pairs(
+    ground_truth: GroundTruth, detections: list[Track], stopped_early: list[tuple[int, Track, Track]]
+) -> dict[tuple[int, int], PairEvaluation]:
+    """Match every (video, category) that has ground truth or detections; add the frames where the official
+    comparison of two masks stops early to `stopped_early` (see `track_ious`)."""
     gts_by_pair: dict[tuple[int, int], list[Track]] = defaultdict(list)
     dts_by_pair: dict[tuple[int, int], list[Track]] = defaultdict(list)
     for track in ground_truth.tracks:
@@ -166,6 +177,7 @@ def _evaluate_pairs(ground_truth: GroundTruth, detections: list[Track]) -> dict[
         gts = gts_by_pair[key]
         dts = _top_detections(dts_by_pair[key], MAX_DETECTIONS[-1])
         pairs[key] = _match(track_ious(dts, gts), dts, gts)
+        stopped_early += _stopped_early(dts, gts)
     return pairs
 
 
@@ -178,12 +190,25 @@ def _top_detections(detections: list[Track], limit: int) -> list[Track]:
 def track_ious(detections: list[Track], gts: list[Track]) -> np.ndarray:
     """Spatio-temporal IoU of every (detection, ground truth) pair of one video: (D, G) float64.
 
-    Intersections come from pycocotools' `iou` in its crowd form (intersection / detection area) times the
-    detection area, which is exact in float64, one call per frame for all pairs present in it. Unions follow
-    from the total areas: sum over frames of |d| + |g| - |d & g|.
+    In a frame where both masks are present, the official code takes the intersection and the union from
+    pycocotools' `merge` (the areas of the AND and the OR of the pair). For RLEs as pycocotools' `encode` writes
+    them those are the true numbers, found faster here: intersections from `iou` in its crowd form
+    (intersection / detection area) times the detection area, which is exact in float64, one call per frame for
+    all pairs present in it; unions from the areas, |d| + |g| - |d & g|.
+
+    RLEs may also hold empty runs after the first (`Track.zero_runs`): valid, but never written by `encode`.
+    `merge` walks the runs of both masks together and stops at the first pixel where both are at an empty run,
+    counting only the pixels before it, so that its intersection and union can fall short of the decoded
+    masks' (a frame with a 2-pixel GT and a 10-pixel result: 2 and 2 instead of 2 and 10). That needs empty
+    runs in both masks: a frame where both have them takes both numbers from `merge` (see `_merged_overlap`),
+    and in every other frame the fast numbers are `merge`'s. So the IoU is always the official one.
     """
     intersections = np.zeros((len(detections), len(gts)), dtype=np.int64)
+    overlaps = np.zeros_like(intersections)  # sum over frames with both masks of |d| + |g| - (union of the frame)
     if detections and gts:
+        d_zero_runs = np.array([d.zero_runs for d in detections])  # (D, T)
+        g_zero_runs = np.array([g.zero_runs for g in gts])  # (G, T)
+        zero_runs_meet = d_zero_runs.any(axis=0) & g_zero_runs.any(axis=0)  # (T,): frames that need merge
         for t in range(len(gts[0].rles)):
             d_idx = [i for i, d in enumerate(detections) if d.rles[t] is not None]
             g_idx = [j for j, g in enumerate(gts) if g.rles[t] is not None]
@@ -192,11 +217,84 @@ def track_ious(detections: list[Track], gts: list[Track]) -> np.ndarray:
             d_rles = [detections[i].rles[t] for i in d_idx]
             fraction = mask_utils.iou(d_rles, [gts[j].rles[t] for j in g_idx], [1] * len(g_idx))
             d_areas = np.array([detections[i].areas[t] for i in d_idx], dtype=np.float64)
-            intersections[np.ix_(d_idx, g_idx)] += np.rint(fraction * d_areas[:, None]).astype(np.int64)
+            frame_intersections = np.rint(fraction * d_areas[:, None]).astype(np.int64)
+            frame_overlaps = frame_intersections.copy()
+            if zero_runs_meet[t]:
+                both = d_zero_runs[d_idx, t][:, None] & g_zero_runs[g_idx, t][None, :]
+                for a, b in np.argwhere(both):
+                    detection, gt = detections[d_idx[a]], gts[g_idx[b]]
+                    intersection, union, _ = _merged_overlap(detection.rles[t], gt.rles[t])
+                    frame_intersections[a, b] = intersection
+                    frame_overlaps[a, b] = detection.areas[t] + gt.areas[t] - union
+            intersections[np.ix_(d_idx, g_idx)] += frame_intersections
+            overlaps[np.ix_(d_idx, g_idx)] += frame_overlaps
     d_total = np.array([d.areas.sum() for d in detections], dtype=np.int64)
     g_total = np.array([g.areas.sum() for g in gts], dtype=np.int64)
-    unions = d_total[:, None] + g_total[None, :] - intersections
+    unions = d_total[:, None] + g_total[None, :] - overlaps
     return np.divide(intersections, unions, out=np.zeros(unions.shape), where=unions > 0)
+
+
+def _merged_overlap(d_rle: dict, g_rle: dict) -> tuple[int, int, bool]:
+    """Intersection and union of two masks of a frame as the official code takes them, the areas of pycocotools'
+    `merge([d, g], True)` and `merge([d, g], False)`, and whether `merge` stopped before the end of the frame.
+
+    `merge` writes its output into a buffer of (frame size + 1) runs, up to one run per step of its walk, and
+    with empty runs a walk can take more steps than that (up to the two masks' run counts together): the
+    official code then writes past the buffer, corrupting memory (the process aborted when we tried). So both
+    masks first get that many background pixels appended, which changes neither the walk within the frame nor
+    any area: the numbers are those of the official walk, on every input.
+    """
+    height, width = d_rle["size"]
+    size = height * width
+    runs, owner, _ = decode_rle_strings([_as_bytes(d_rle["counts"]), _as_bytes(g_rle["counts"])])
+    padding = runs.size  # the run counts of both masks together
+    padded = [_with_background_after(runs[owner == k], padding) for k in (0, 1)]
+    rles = mask_utils.frPyObjects([{"size": [1, size + padding], "counts": c} for c in padded], 1, size + padding)
+    union, intersection = mask_utils.merge(rles, False), mask_utils.merge(rles, True)
+    walked, _, _ = decode_rle_strings([union["counts"]])
+    return int(mask_utils.area(intersection)), int(mask_utils.area(union)), int(walked.sum()) < size
+
+
+def _with_background_after(runs: np.ndarray, pixels: int) -> list[int]:
+    """Run lengths of the same mask followed by `pixels` background pixels."""
+    runs = runs.tolist()
+    if len(runs) % 2 == 1:  # the last run is background
+        runs[-1] += pixels
+    else:
+        runs.append(pixels)
+    return runs
+
+
+def _as_bytes(counts: str | bytes) -> bytes:
+    """Compressed RLE counts as bytes, which `decode_rle_strings` reads."""
+    return counts.encode("ascii") if isinstance(counts, str) else counts
+
+
+def _stopped_early(detections: list[Track], gts: list[Track]) -> list[tuple[int, Track, Track]]:
+    """The (frame, detection, ground truth) of one video and category where `merge` stops before the end of the
+    frame, which needs empty runs in both masks (for the warning; `track_ious` has the numbers)."""
+    if not (detections and gts):
+        return []
+    d_zero_runs = np.array([d.zero_runs for d in detections])  # (D, T), False where a frame is absent
+    g_zero_runs = np.array([g.zero_runs for g in gts])  # (G, T)
+    both = np.argwhere(d_zero_runs[:, None, :] & g_zero_runs[None, :, :])  # rows (detection, gt, frame)
+    return [
+        (int(t), detections[i], gts[j])
+        for i, j, t in both
+        if _merged_overlap(detections[i].rles[t], gts[j].rles[t])[2]
+    ]
+
+
+def _stopped_early_message(stopped_early: list[tuple[int, Track, Track]]) -> str:
+    """The warning for the frames where the official comparison of two masks stopped early."""
+    t, detection, gt = stopped_early[0]
+    return (
+        f"{len(stopped_early)} frame(s) where a result mask and a ground-truth mask both have an empty RLE run at "
+        f"the same pixel, for example results[{detection.ann_id - 1}] and ground truth annotation id {gt.ann_id} "
+        f"in frame {t} of video {gt.video_id}: pycocotools' merge, and with it the official evaluation, stops "
+        "comparing the two masks there, and so does this metric, to give the official numbers, which then differ "
+        "from those of the decoded masks; masks written by pycocotools' encode have no such runs"
+    )
 
 
 def _match(ious: np.ndarray, detections: list[Track], gts: list[Track]) -> PairEvaluation:

@@ -1,8 +1,8 @@
 """Reading the YouTube-VIS file formats: annotation files (ground truth) and submissions (results).
 
 Both become `Track`s whose per-frame masks are pycocotools compressed RLEs, checking every field on the way: a bad
-record raises a `ValueError` that names it, nothing is dropped silently. The training reader and the metric both
-read through this module.
+record raises a `UserInputError` (a `ValueError`) that names it, nothing is dropped silently. The training reader and
+the metric both read through this module.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from ..errors import UserInputError
 from .records import SUBMISSION_MEMBER
-from .rle import decode_rle_strings, rle_areas
+from .rle import decode_rle_strings, inner_zero_runs, rle_areas
 
 JsonSource = dict | list | str | Path
 
@@ -39,15 +40,20 @@ class Track:
     """One object track: a ground-truth annotation or a predicted result.
 
     `rles[t]` is frame t's mask as a pycocotools compressed RLE, or None where the object is absent;
-    `areas[t]` is that mask's pixel count (0 where absent). `avg_area` decides the area range (small /
-    medium / large): for ground truth the mean of the annotation's non-zero `areas` field, for results the
-    mean of the non-zero mask areas, as the official code computes them.
+    `areas[t]` is that mask's pixel count (0 where absent). `zero_runs[t]` says that frame's RLE has an empty
+    run after its first one (valid, but never written by pycocotools' `encode`); the metric needs to know,
+    because pycocotools compares two such masks differently (see `rle.inner_zero_runs`). `avg_area` decides the
+    area range (small / medium / large): for ground truth the mean of the annotation's non-zero `areas` field,
+    for results the mean of the non-zero mask areas, as the official code computes them. `ann_id` is the
+    annotation id of ground truth, and for a result its position in the results list plus one, the id the
+    official code gives it.
     """
 
     video_id: int
     category_id: int
     rles: list[dict | None]
     areas: np.ndarray
+    zero_runs: np.ndarray
     avg_area: float
     score: float = 0.0
     ann_id: int = 0
@@ -80,9 +86,9 @@ def read_json(source: JsonSource, what: str) -> Any:
         with open(source, encoding="utf-8") as handle:
             return json.load(handle)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{what} file {source}: malformed JSON ({error})") from error
+        raise UserInputError(f"{what} file {source}: malformed JSON ({error})") from error
     except (zipfile.BadZipFile, KeyError) as error:
-        raise ValueError(f"{what} file {source}: not a zip holding {SUBMISSION_MEMBER} ({error})") from error
+        raise UserInputError(f"{what} file {source}: not a zip holding {SUBMISSION_MEMBER} ({error})") from error
 
 
 def split_by_video(gt: JsonSource, results: JsonSource) -> tuple[list[list[dict]], list[dict]]:
@@ -114,10 +120,10 @@ def parse_ground_truth(gt: JsonSource) -> GroundTruth:
         _require(isinstance(data.get(key), list), "ground truth", f"needs a list under '{key}'")
     videos = _parse_videos(data["videos"])
     categories = _parse_categories(data["categories"])
-    _check_compressed_strings(data["annotations"], _annotation_where, videos)
+    zero_run_places = _check_compressed_strings(data["annotations"], _annotation_where, videos)
     tracks, seen_ids = [], set()
     for i, ann in enumerate(data["annotations"]):
-        track = _parse_annotation(ann, i, videos, categories)
+        track = _parse_annotation(ann, i, videos, categories, zero_run_places)
         _require(track.ann_id not in seen_ids, _annotation_where(i, ann), "duplicate annotation id")
         seen_ids.add(track.ann_id)
         tracks.append(track)
@@ -132,8 +138,8 @@ def parse_results(results: JsonSource, ground_truth: GroundTruth) -> list[Track]
     """
     data = read_json(results, "results")
     _require(isinstance(data, list), "results", "must be a JSON list of result records")
-    _check_compressed_strings(data, _result_where, ground_truth.videos)
-    return [_parse_result(record, i, ground_truth) for i, record in enumerate(data)]
+    zero_run_places = _check_compressed_strings(data, _result_where, ground_truth.videos)
+    return [_parse_result(record, i, ground_truth, zero_run_places) for i, record in enumerate(data)]
 
 
 def _parse_videos(records: list) -> dict[int, Video]:
@@ -161,7 +167,9 @@ def _parse_categories(records: list) -> dict[int, str]:
     return categories
 
 
-def _parse_annotation(ann: Any, index: int, videos: dict[int, Video], categories: dict[int, str]) -> Track:
+def _parse_annotation(
+    ann: Any, index: int, videos: dict[int, Video], categories: dict[int, str], zero_run_places: set[tuple[int, int]]
+) -> Track:
     _require(isinstance(ann, dict), f"ground truth annotations[{index}]", "must be an object")
     where = _annotation_where(index, ann)
     _require(_is_int(ann.get("id")), where, "'id' must be an integer")
@@ -177,6 +185,7 @@ def _parse_annotation(ann: Any, index: int, videos: dict[int, Video], categories
         category_id=ann["category_id"],
         rles=rles,
         areas=areas,
+        zero_runs=_zero_run_frames(ann["segmentations"], rles, index, zero_run_places),
         avg_area=_annotated_avg_area(ann, video, areas, where),
         ann_id=ann["id"],
         iscrowd=bool(ann.get("iscrowd", 0)),
@@ -197,7 +206,7 @@ def _annotated_avg_area(ann: dict, video: Video, mask_areas: np.ndarray, where: 
     return float(np.array(counted).mean()) if counted else 0.0
 
 
-def _parse_result(record: Any, index: int, ground_truth: GroundTruth) -> Track:
+def _parse_result(record: Any, index: int, ground_truth: GroundTruth, zero_run_places: set[tuple[int, int]]) -> Track:
     _require(isinstance(record, dict), f"results[{index}]", "must be an object")
     where = _result_where(index, record)
     video = _known_video(record.get("video_id"), ground_truth.videos, where)
@@ -213,9 +222,37 @@ def _parse_result(record: Any, index: int, ground_truth: GroundTruth) -> Track:
         category_id=category_id,
         rles=rles,
         areas=areas,
+        zero_runs=_zero_run_frames(record["segmentations"], rles, index, zero_run_places),
         avg_area=float(nonzero.mean()) if nonzero.size else 0.0,
         score=float(score),
+        ann_id=index + 1,
     )
+
+
+def _zero_run_frames(
+    segmentations: list, rles: list[dict | None], index: int, zero_run_places: set[tuple[int, int]]
+) -> np.ndarray:
+    """`Track.zero_runs` of record `index`: per frame, whether its RLE has an empty run after the first.
+
+    Compressed strings were decoded by `_check_compressed_strings`, which lists the (record, frame) places of
+    those that have one; uncompressed counts (kept as they are when pycocotools compresses them) are looked at
+    directly, and polygon rasters are decoded here.
+    """
+    flags = np.zeros(len(rles), dtype=bool)
+    polygon_frames = []
+    for t, (segm, rle) in enumerate(zip(segmentations, rles, strict=True)):
+        if rle is None:
+            continue
+        if isinstance(segm, list):
+            polygon_frames.append(t)
+        elif isinstance(segm["counts"], list):
+            flags[t] = 0 in segm["counts"][1:]
+        else:
+            flags[t] = (index, t) in zero_run_places
+    if polygon_frames:
+        runs, owner, _ = decode_rle_strings([rles[t]["counts"] for t in polygon_frames])
+        flags[polygon_frames] = inner_zero_runs(runs, owner, len(polygon_frames))
+    return flags
 
 
 def _annotation_where(index: int, ann: dict) -> str:
@@ -258,7 +295,7 @@ def track_rles(segmentations: Any, video: Video, where: str, polygons: bool) -> 
             rles.append(_polygon_rle(segm, video, frame))
         else:
             allowed = "an RLE object, a polygon list or null" if polygons else "an RLE object or null"
-            raise ValueError(f"{frame}: must be {allowed}")
+            raise UserInputError(f"{frame}: must be {allowed}")
     return rles
 
 
@@ -288,21 +325,43 @@ def _fits(segm: dict, video: Video) -> bool:
     return isinstance(size, list | tuple) and list(size) == [video.height, video.width]
 
 
+# The largest polygon coordinate, in multiples of the frame's larger side (see `_polygon_rle`).
+_POLYGON_REACH = 10
+
+
 def _polygon_rle(polygons: list, video: Video, where: str) -> dict:
-    """Rasterise a frame's polygons (a list of [x0, y0, x1, y1, ...] lists) into one compressed RLE."""
+    """Rasterise a frame's polygons (a list of [x0, y0, x1, y1, ...] lists) into one compressed RLE.
+
+    Each polygon needs at least 3 points (6 numbers), all finite and of magnitude at most `_POLYGON_REACH` times
+    the frame's larger side. What pycocotools (and so the official code) does otherwise is no mask one would
+    want: a first polygon of 4 numbers is taken for a box and fails with a TypeError, one of 2 with a bare
+    Exception; a later short polygon, or an odd last number, is rasterised as a line or dropped; an infinite
+    coordinate loops forever and a huge one exhausts memory (the outline is sampled densely). Rejecting these
+    names the record instead.
+    """
+    reach = _POLYGON_REACH * max(video.height, video.width)
     _require(
-        all(isinstance(p, list) and len(p) >= 4 and len(p) % 2 == 0 and all(map(_is_number, p)) for p in polygons),
+        all(
+            isinstance(p, list)
+            and len(p) >= 6
+            and len(p) % 2 == 0
+            and all(_is_number(c) and math.isfinite(c) and abs(c) <= reach for c in p)
+            for p in polygons
+        ),
         where,
-        "polygons must be lists of an even number (>= 4) of coordinates",
+        f"polygons must be lists of an even number (>= 6) of finite coordinates, each in [-{reach}, {reach}]",
     )
     return mask_utils.merge(mask_utils.frPyObjects(polygons, video.height, video.width))
 
 
-def _check_compressed_strings(records: list, where: Callable[[int, dict], str], videos: dict[int, Video]) -> None:
+def _check_compressed_strings(
+    records: list, where: Callable[[int, dict], str], videos: dict[int, Video]
+) -> set[tuple[int, int]]:
     """Check every compressed RLE string of a file with one vectorised decode, before pycocotools reads any.
 
     A string must be well formed and its runs must cover its video's frame exactly. Records whose structure
-    is wrong are skipped here: the record-by-record parsing reports them.
+    is wrong are skipped here: the record-by-record parsing reports them. Returns the (record index, frame)
+    places of the strings that have an empty run after the first (see `Track.zero_runs`).
     """
     strings, totals, places = [], [], []
     for i, record in enumerate(records):
@@ -322,24 +381,27 @@ def _check_compressed_strings(records: list, where: Callable[[int, dict], str], 
         try:
             encoded.append(string.encode("ascii") if isinstance(string, str) else string)
         except UnicodeEncodeError as error:
-            raise ValueError(f"{where(i, records[i])}: segmentations[{t}]: RLE counts are not ASCII") from error
+            raise UserInputError(f"{where(i, records[i])}: segmentations[{t}]: RLE counts are not ASCII") from error
     runs, owner, well_formed = decode_rle_strings(encoded)
     covered = np.bincount(owner, weights=runs, minlength=len(encoded)) == np.array(totals)
     bad = np.flatnonzero(~(well_formed & covered))
     if bad.size:
         i, t = places[bad[0]]
-        raise ValueError(
+        raise UserInputError(
             f"{where(i, records[i])}: segmentations[{t}]: invalid compressed RLE counts {strings[bad[0]]!r} "
             f"(malformed, or runs not summing to the {totals[bad[0]]} pixels of the frame)"
         )
+    zero_runs = inner_zero_runs(runs, owner, len(encoded))
+    return {places[k] for k in np.flatnonzero(zero_runs)}
 
 
 # ----------------------------------------------------------------------------------------------- helpers
 
 
 def _require(condition: bool, where: str, message: str) -> None:
+    """Raise the `UserInputError` "where: message" unless `condition` holds."""
     if not condition:
-        raise ValueError(f"{where}: {message}")
+        raise UserInputError(f"{where}: {message}")
 
 
 def _is_int(value: Any) -> bool:

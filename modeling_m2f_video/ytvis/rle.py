@@ -60,6 +60,20 @@ def decode_rle_strings(strings: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray
     return runs, owner, ~malformed
 
 
+def inner_zero_runs(runs: np.ndarray, owner: np.ndarray, n_strings: int) -> np.ndarray:
+    """Per string of a `decode_rle_strings` result: whether any run after the first has length zero.
+
+    Only the first (background) run of a mask may be empty when pycocotools' `encode` writes it, but its decoder
+    accepts empty runs anywhere, and such an RLE decodes to the same mask as the one with the empty run merged
+    away. They matter to the metric: pycocotools' `merge` and `iou` walk two masks' runs together and stop early
+    where both masks have an empty run at the same pixel, so these are the masks whose overlap the metric must
+    take from `merge`, as the official code does (see `evaluation.metric.track_ious`).
+    """
+    first = np.ones(owner.size, dtype=bool)
+    first[1:] = owner[1:] != owner[:-1]
+    return np.bincount(owner[(runs == 0) & ~first], minlength=n_strings) > 0
+
+
 def _undo_differences(numbers: np.ndarray, owner: np.ndarray, n_strings: int) -> np.ndarray:
     """Turn stored numbers into run lengths: run[m] = number[m] + run[m-2] from the fourth run (m = 3) on.
 
