@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import UserInputError
 from .processing.synthetic import SyntheticVideo, category_names, generate_video
 from .processing.video_io import write_video
 from .ytvis.rle import decode_rle
@@ -26,18 +27,41 @@ DEMO_MODEL_DIR = Path(__file__).resolve().parent / "demo_model"
 def resolve_model_path(name_or_path: str | os.PathLike) -> str:
     """The model folder (or Hub id) that `name_or_path` names; "demo" is the shipped demo model.
 
-    Raises a `FileNotFoundError` that says what is missing when "demo" is asked for but the demo model is not
-    installed.
+    A local folder is checked before anything is loaded, so that a wrong `--model` gives one clear message: a
+    [`UserInputError`] when the demo model is not installed, when the path is a file, a missing folder (and not a
+    Hub id either) or a folder without `config.json`. A name that is no local path but a valid Hub id is returned
+    as it is, for transformers to download.
     """
-    if str(name_or_path) != DEMO_MODEL_NAME:
-        return os.fspath(name_or_path)
-    if not (DEMO_MODEL_DIR / "config.json").is_file():
-        raise FileNotFoundError(
-            f"The demo model is not installed: {DEMO_MODEL_DIR} has no config.json. It is trained on the project's "
-            "synthetic videos by the project's training command; until it is there, pass a model folder with "
-            "--model DIR."
-        )
-    return str(DEMO_MODEL_DIR)
+    if str(name_or_path) == DEMO_MODEL_NAME:
+        if not (DEMO_MODEL_DIR / "config.json").is_file():
+            raise UserInputError(
+                f"{DEMO_MODEL_DIR}: the demo model is not installed (no config.json). It is trained on the project's "
+                "synthetic videos by the project's training command; until it is there, pass a model folder with "
+                "--model DIR."
+            )
+        return str(DEMO_MODEL_DIR)
+    path = Path(name_or_path)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UserInputError(f"{path}: not a model folder (it has no config.json)")
+        return os.fspath(path)
+    if path.exists():
+        raise UserInputError(f"{path}: is a file; pass the model folder (the one holding config.json)")
+    if not _is_hub_id(str(name_or_path)):
+        raise UserInputError(f"{path}: no such model folder")
+    return str(name_or_path)
+
+
+def _is_hub_id(name: str) -> bool:
+    """Whether `name` is a valid Hugging Face Hub repository id (`name` or `org/name`)."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
 
 
 DEMO_SEED = 20240917  # not a seed of the demo model's training data
@@ -112,15 +136,20 @@ def run_demo(
     device: str | None = None,
     progress: bool = True,
 ) -> DemoRun:
-    """Generate a demo video, segment it with the demo model and write everything into `output`."""
+    """Generate a demo video, segment it with the demo model and write everything into `output`.
+
+    The demo's files have fixed names, so running it again replaces them; `output` may not be a file.
+    """
     from transformers import AutoConfig
 
     from .batch_prediction import predict_videos
 
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise UserInputError(f"{output}: is a file, not a folder")
     model_path = resolve_model_path(DEMO_MODEL_NAME)
     num_classes = AutoConfig.from_pretrained(model_path).num_labels
     video = demo_video(video_index, num_frames=num_frames, height=height, width=width, num_classes=num_classes)
-    output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     input_path = write_video(output / f"{DEMO_VIDEO_NAME}.mp4", video.frames)
     summary = predict_videos(
@@ -132,5 +161,6 @@ def run_demo(
         overlay_threshold=threshold,
         device=device,
         progress=progress,
+        overwrite=True,  # the folder holds the input video just written (and maybe an earlier demo's files)
     )
     return DemoRun(input_path, summary, video, category_names(num_classes))

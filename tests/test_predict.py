@@ -1,4 +1,5 @@
-"""`m2f-video predict` and `m2f-video demo`: files written, pictures, several processes, errors."""
+"""`m2f-video predict` and `m2f-video demo`: files written, pictures, several processes, failed videos, Ctrl-C,
+output folders, remote-code model folders."""
 
 import json
 import os
@@ -6,12 +7,15 @@ import subprocess
 import sys
 
 import numpy as np
+import PIL.Image
 import pytest
 from inference_helpers import HEIGHT, WIDTH, save_tiny_model, synthetic_frames
 from PIL import Image
 
-from modeling_m2f_video import cli, demo
+from modeling_m2f_video import batch_prediction, cli, demo
 from modeling_m2f_video.demo import DEMO_MODEL_DIR, demo_video, resolve_model_path, volume_iou
+from modeling_m2f_video.errors import UserInputError
+from modeling_m2f_video.hub import export_hub_folder
 from modeling_m2f_video.processing.video_io import open_video, write_video
 from modeling_m2f_video.ytvis.rle import decode_rle
 
@@ -39,6 +43,14 @@ def videos(tmp_path_factory):
 
 def read_outputs(output):
     return json.loads((output / "results.json").read_text()), json.loads((output / "videos.json").read_text())
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+def part_files(output):
+    return sorted(output.glob("predict-part-*.jsonl"))
 
 
 def test_predict_writes_results_overlays_and_sheets(model_dir, videos, tmp_path, capsys):
@@ -70,6 +82,7 @@ def test_predict_writes_results_overlays_and_sheets(model_dir, videos, tmp_path,
     with Image.open(output / "first_sheet.png") as sheet:
         assert sheet.width > WIDTH and sheet.height > HEIGHT
     assert (output / "frames_overlay.mp4").is_file() and (output / "frames_sheet.png").is_file()
+    assert part_files(output) == []  # merged into the JSON files
 
 
 def test_predict_clip_length_runs_clip_by_clip(model_dir, videos, tmp_path):
@@ -86,17 +99,137 @@ def test_predict_reports_a_bad_video_and_goes_on(model_dir, videos, tmp_path, ca
     output = tmp_path / "out"
     argv = ["predict", str(videos["folder"] / "first.mp4"), str(bad), "--model", str(model_dir)]
     assert cli.main([*argv, "--output", str(output), "--no-pictures", "--no-progress"]) == 1
-    assert "notes.mp4" in capsys.readouterr().err
+    [line] = error_lines(capsys.readouterr().err)
+    assert line.startswith(f"error: {bad}: not a readable video file")
     results, listing = read_outputs(output)
-    assert "notes.mp4" in listing["videos"][1]["error"]
+    error = listing["videos"][1]["error"]
+    assert error["type"] == "ValueError" and error["message"].startswith(f"{bad}: not a readable video file")
     assert {r["video_id"] for r in results} == {0}
+
+
+def test_any_exception_of_one_video_is_recorded_and_the_others_go_on(model_dir, videos, tmp_path, capsys, monkeypatch):
+    """Pillow refuses the frames of the frame folder (`DecompressionBombError`, not a ValueError); the mp4 is done."""
+    monkeypatch.setattr(PIL.Image, "MAX_IMAGE_PIXELS", HEIGHT * WIDTH // 4)
+    output = tmp_path / "out"
+    argv = ["predict", str(videos["frames"]), str(videos["folder"] / "first.mp4"), "--model", str(model_dir)]
+    assert cli.main([*argv, "--output", str(output), "--overlay-threshold", "0", "--no-progress"]) == 1
+    [line] = error_lines(capsys.readouterr().err)
+    assert line.startswith(f"error: {videos['frames']}: ") and line.endswith("(DecompressionBombError)")
+    results, listing = read_outputs(output)
+    assert listing["videos"][0]["error"]["type"] == "DecompressionBombError"
+    assert {r["video_id"] for r in results} == {1}
+    assert sorted(path.name for path in output.iterdir()) == [
+        "first_overlay.mp4",
+        "first_sheet.png",
+        "results.json",
+        "videos.json",
+    ]
+
+
+def test_ctrl_c_keeps_the_finished_videos(model_dir, videos, tmp_path, capsys, monkeypatch):
+    """Each finished video is on disk at once; Ctrl-C during the second writes the JSON of the first and exits 130."""
+    output = tmp_path / "out"
+    real_open_video = batch_prediction.open_video
+
+    def open_video(video, **options):
+        if "second" in str(video):
+            [part] = part_files(output)
+            assert [json.loads(line)["video"]["name"] for line in part.read_text().splitlines()] == ["first"]
+            raise KeyboardInterrupt
+        return real_open_video(video, **options)
+
+    monkeypatch.setattr(batch_prediction, "open_video", open_video)
+    argv = ["predict", str(videos["folder"]), "--model", str(model_dir), "--output", str(output), "--no-progress"]
+    assert cli.main(argv) == cli.EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert f"results of the 1 of 3 videos finished before the interrupt kept in {output / 'results.json'}" in err
+    assert err.rstrip().endswith("predict: interrupted")
+    results, listing = read_outputs(output)
+    assert {r["video_id"] for r in results} == {0} and results
+    assert [v["name"] for v in listing["videos"]] == ["first", "second", "third"]
+    assert "error" not in listing["videos"][0]
+    assert [v["error"]["type"] for v in listing["videos"][1:]] == ["KeyboardInterrupt"] * 2
+    assert part_files(output) == [] and not list(output.glob("second_*"))
+
+
+def test_a_previous_run_is_refused_unless_overwrite(model_dir, videos, tmp_path, capsys):
+    output = tmp_path / "out"
+    options = ["--model", str(model_dir), "--output", str(output), "--no-pictures", "--no-progress"]
+    assert cli.main(["predict", str(videos["folder"] / "first.mp4"), *options]) == 0
+    before = read_outputs(output)
+    capsys.readouterr()
+    assert cli.main(["predict", str(videos["frames"]), *options]) == 2
+    assert error_lines(capsys.readouterr().err) == [
+        f"error: {output}: the output folder is not empty; pass --overwrite (overwrite=True) to write into it "
+        "(a previous run's results.json and videos.json are then removed first)"
+    ]
+    assert read_outputs(output) == before
+    assert cli.main(["predict", str(videos["frames"]), *options, "--overwrite"]) == 0
+    assert [v["name"] for v in read_outputs(output)[1]["videos"]] == ["frames"]
+
+
+def test_videos_with_the_same_stem_get_distinct_pictures(model_dir, tmp_path):
+    """`a.mp4`, `x/a.mp4` and `a_1.mp4` once gave `a_0`, `a_1`, `a_0`: one overlay overwrote another."""
+    inputs = [tmp_path / "a.mp4", tmp_path / "x" / "a.mp4", tmp_path / "a_1.mp4"]
+    inputs[1].parent.mkdir()
+    for index, path in enumerate(inputs):
+        write_video(path, synthetic_frames(2, index=index))
+    output = tmp_path / "out"
+    assert (
+        cli.main(["predict", *map(str, inputs), "--model", str(model_dir), "--output", str(output), "--no-progress"])
+        == 0
+    )
+    _, listing = read_outputs(output)
+    assert [v["name"] for v in listing["videos"]] == ["a", "a_2", "a_1"]
+    assert len({v["overlay"] for v in listing["videos"]}) == 3
+    assert all((output / v["overlay"]).is_file() and (output / v["sheet"]).is_file() for v in listing["videos"])
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"top_k": -1},
+        {"clip_length": 0},
+        {"fps": 0},
+        {"threshold": float("nan")},
+        {"overlay_threshold": 1.5},
+        {"frame_stride": True},
+        {"max_frames": 0},
+        {"clip_length": 4, "clip_overlap": 4},
+        {"mode": "fast"},
+        {"names": ["a", "A"]},
+    ],
+)
+def test_bad_arguments_of_predict_videos_name_the_argument(options, model_dir, tmp_path):
+    argument = list(options)[-1]
+    with pytest.raises(ValueError, match=f"^{argument}: "):
+        batch_prediction.predict_videos([synthetic_frames(2)] * 2, str(model_dir), tmp_path / "out", **options)
+    assert not (tmp_path / "out").exists()
 
 
 def test_model_folder_without_processor_config(videos, tmp_path, capsys):
     folder = save_tiny_model(tmp_path / "bare_model", with_processor=False)
     argv = ["predict", str(videos["frames"]), "--model", str(folder), "--output", str(tmp_path / "out")]
     assert cli.main(argv) == 2
-    assert "bare_model" in capsys.readouterr().err
+    [line] = error_lines(capsys.readouterr().err)
+    assert line.startswith(f"error: {folder}: cannot load the model: the model folder has no video processor config")
+
+
+def test_an_exported_folder_needs_trust_remote_code(model_dir, videos, tmp_path, capsys):
+    """A folder made by `export-hub` runs its own copy of the code, with `--trust-remote-code` only."""
+    exported = export_hub_folder(model_dir, tmp_path / "exported")
+    argv = ["predict", str(videos["folder"] / "first.mp4"), "--no-pictures", "--no-progress", "--top-k", "2"]
+    assert cli.main([*argv, "--model", str(exported), "--output", str(tmp_path / "refused")]) == 2
+    [line] = error_lines(capsys.readouterr().err)
+    assert line.startswith(f"error: {exported}: the model folder brings its own Python code")
+    assert "--trust-remote-code" in line and not (tmp_path / "refused").exists()
+
+    assert (
+        cli.main([*argv, "--model", str(exported), "--output", str(tmp_path / "remote"), "--trust-remote-code"]) == 0
+    )
+    assert cli.main([*argv, "--model", str(model_dir), "--output", str(tmp_path / "package")]) == 0
+    remote, package = read_outputs(tmp_path / "remote")[0], read_outputs(tmp_path / "package")[0]
+    assert [r["segmentations"] for r in remote] == [r["segmentations"] for r in package] and remote
 
 
 def test_two_processes_give_the_single_process_results(model_dir, videos, tmp_path):
@@ -133,15 +266,17 @@ def test_two_processes_give_the_single_process_results(model_dir, videos, tmp_pa
 
 def test_demo_without_the_demo_model_says_what_is_missing(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(demo, "DEMO_MODEL_DIR", tmp_path / "not_installed")
-    with pytest.raises(FileNotFoundError, match="demo model is not installed"):
+    with pytest.raises(UserInputError, match="demo model is not installed"):
         resolve_model_path("demo")
     assert cli.main(["demo", "--output", str(tmp_path)]) == 2
-    assert "demo model is not installed" in capsys.readouterr().err
     assert cli.main(["predict", str(tmp_path), "--model", "demo", "--output", str(tmp_path / "out")]) == 2
+    expected = f"error: {tmp_path / 'not_installed'}: the demo model is not installed"
+    assert [line[: len(expected)] for line in error_lines(capsys.readouterr().err)] == [expected] * 2
 
 
 def test_demo_finds_the_generated_objects(tmp_path, capsys):
     assert cli.main(["demo", "--output", str(tmp_path), "--no-progress"]) == 0
+    assert cli.main(["demo", "--output", str(tmp_path), "--no-progress"]) == 0  # a second run replaces the files
     printed = capsys.readouterr().out
     assert str(tmp_path / "demo_video_overlay.mp4") in printed
     results, listing = read_outputs(tmp_path)

@@ -2,8 +2,9 @@
 
 import argparse
 import json
-import sys
 from pathlib import Path
+
+from ..errors import UserInputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,15 +29,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the table (and write the JSON); exit code 1 with a message on bad input."""
+    """Print the table (and write the JSON); bad input is a `UserInputError` for the CLI to report."""
     from ..evaluation.metric import evaluate_ytvis
 
+    if args.json is not None:
+        _check_json_path(args.json)  # before the evaluation, which may take a while
     try:
         result = evaluate_ytvis(args.gt, args.results)
-    except (ValueError, OSError) as error:
-        print(f"m2f-video evaluate: error: {error}", file=sys.stderr)
-        return 1
+    except ValueError as error:  # bad input (a UserInputError, or a plain ValueError): say which file it is in
+        raise UserInputError(_naming_the_file(str(error), args.gt, args.results)) from error
     print(result.table(per_category=args.per_category))
     if args.json is not None:
         args.json.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def _check_json_path(path: Path) -> None:
+    """Refuse a `--json` path that cannot be written: a folder, or one in a folder that does not exist."""
+    if path.is_dir():
+        raise UserInputError(f"{path}: is a folder; --json needs a file name")
+    if not path.parent.is_dir():
+        raise UserInputError(f"{path}: the folder {path.parent} does not exist")
+
+
+def _naming_the_file(message: str, gt: Path, results: Path) -> str:
+    """The reader's message, led by the file it is about when it does not name it (`results[3]: ...`)."""
+    for label, path in (("ground truth", gt), ("results", results)):
+        if message.startswith(label) and str(path) not in message:
+            return f"{path}: {message}"
+    return message
