@@ -3,18 +3,23 @@
 Official Mask2Former weights come as detectron2 model-zoo `.pkl` files (a pickled dict of numpy arrays) or as
 PyTorch `.pth` files. Both formats are pickles, and unpickling an arbitrary file can run arbitrary code. So:
 
-- `.pkl` files go through `RestrictedUnpickler`, which resolves only the handful of globals that numpy arrays and
-  ordered dicts need; any other global (a function such as `os.system`, a class with a malicious `__reduce__`)
-  is refused *before* it can be called;
+- `.pkl` files go through `safe_pickle.RestrictedUnpickler`, which resolves only the handful of globals that
+  numpy arrays and ordered dicts need, each to a checked stand-in; any other global (a function such as
+  `os.system`, a class with a malicious `__reduce__`) is refused *before* it can be called, and no array may
+  declare more data than the file holds;
 - `.pth` files go through `torch.load(weights_only=True)`, PyTorch's own restricted unpickler.
+
+Extensions are matched case-insensitively (`MODEL_FINAL.PKL` is a `.pkl`).
 
 `write_safetensors` writes the converted tensors one at a time (the header first, from shapes alone), so that
 conversion never holds a second full copy of the weights.
 """
 
-import collections
 import json
 import pickle
+import re
+import struct
+import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,47 +28,14 @@ import numpy
 import torch
 
 from .errors import CheckpointError, UnsafeCheckpointError
+from .safe_pickle import CORRUPT_PICKLE_ERRORS, PendingArray, load_pickle, printable
 
-try:  # numpy >= 2 moved the C module; old pickles still name `numpy.core.multiarray`.
-    from numpy._core import multiarray as _multiarray
-except ImportError:  # pragma: no cover - numpy 1.x
-    from numpy.core import multiarray as _multiarray
+# What `torch.load` raises on a truncated or corrupt file: its zip reader raises RuntimeError, its legacy reader
+# struct.error and AssertionError (it asserts the storage records of the file).
+CORRUPT_TORCH_ERRORS = (*CORRUPT_PICKLE_ERRORS, RuntimeError, struct.error, AssertionError)
 
-# The only globals a model-zoo pickle may reference: array reconstruction, dtypes, numpy scalars, OrderedDict.
-ALLOWED_PICKLE_GLOBALS: dict[tuple[str, str], Any] = {
-    ("numpy.core.multiarray", "_reconstruct"): _multiarray._reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _multiarray._reconstruct,
-    ("numpy.core.multiarray", "scalar"): _multiarray.scalar,
-    ("numpy._core.multiarray", "scalar"): _multiarray.scalar,
-    ("numpy", "ndarray"): numpy.ndarray,
-    ("numpy", "dtype"): numpy.dtype,
-    ("collections", "OrderedDict"): collections.OrderedDict,
-}
-
-# Array element kinds accepted as weights: bool, signed/unsigned integers, floats.
-_NUMERIC_KINDS = "biuf"
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only `ALLOWED_PICKLE_GLOBALS` and refuses everything else.
-
-    Every callable a pickle can invoke (REDUCE, NEWOBJ, BUILD with `__setstate__`, ...) must first be looked up
-    through `find_class`, so refusing there means no code from the file ever runs.
-    """
-
-    def find_class(self, module: str, name: str) -> Any:
-        allowed = ALLOWED_PICKLE_GLOBALS.get((module, name))
-        if allowed is None:
-            raise UnsafeCheckpointError(
-                f"refused to load the global `{module}.{name}`: a weights pickle may only reference numpy arrays, "
-                "dtypes, numpy scalars and collections.OrderedDict"
-            )
-        return allowed
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise UnsafeCheckpointError(
-            "refused a persistent-id reference (this looks like a torch.save file; use the .pth extension)"
-        )
+PICKLE_SUFFIXES = (".pkl",)
+TORCH_SUFFIXES = (".pth", ".pt")
 
 
 def _state_dict_from(obj: Any, path: Path) -> Mapping[str, Any]:
@@ -81,38 +53,46 @@ def _state_dict_from(obj: Any, path: Path) -> Mapping[str, Any]:
 
 
 def load_pickle_checkpoint(path: Path) -> dict[str, torch.Tensor]:
-    """Load a detectron2 model-zoo `.pkl` with `RestrictedUnpickler`; return its weights as tensors.
+    """Load a detectron2 model-zoo `.pkl` with the restricted unpickler; return its weights as tensors.
 
     The tensors share memory with the unpickled numpy arrays (no copy).
     """
-    try:
-        with open(path, "rb") as file:
-            obj = RestrictedUnpickler(file, encoding="latin1").load()
-    except UnsafeCheckpointError as error:
-        raise UnsafeCheckpointError(f"{path}: {error}") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as error:
-        raise CheckpointError(f"{path}: not a readable weights pickle (truncated or corrupt?): {error}") from error
     tensors = {}
-    for name, array in _state_dict_from(obj, path).items():
-        if isinstance(array, numpy.generic):
-            array = numpy.asarray(array)
-        if not isinstance(array, numpy.ndarray) or array.dtype.kind not in _NUMERIC_KINDS:
-            kind = getattr(array, "dtype", type(array).__name__)
-            raise CheckpointError(f"{path}: entry {name!r} is not a numeric array ({kind})")
-        tensors[name] = torch.from_numpy(array)
+    for name, value in _state_dict_from(load_pickle(path), path).items():
+        tensors[name] = torch.from_numpy(_weight_array(value, name, path))
     return tensors
 
 
+def _weight_array(value: Any, name: str, path: Path) -> numpy.ndarray:
+    """The numpy array of one state-dict entry (all made by the unpickler's checked stand-ins): a rebuilt array,
+    an array read from a protocol-5 buffer, or a numpy scalar as a 0-d array."""
+    if isinstance(value, PendingArray):
+        if value.array is None:
+            raise CheckpointError(f"{path}: entry {name!r} is an array without data (truncated or corrupt?)")
+        return value.array
+    if isinstance(value, numpy.ndarray):
+        return value
+    if isinstance(value, numpy.generic):
+        return numpy.asarray(value)
+    raise CheckpointError(f"{path}: entry {name!r} is not a numeric array ({type(value).__name__})")
+
+
 def load_torch_checkpoint(path: Path) -> dict[str, torch.Tensor]:
-    """Load a `.pth` checkpoint with `torch.load(weights_only=True)` (memory-mapped where possible)."""
+    """Load a `.pth` checkpoint with `torch.load(weights_only=True)` (memory-mapped when it is a zip file, the
+    format of `torch.save` since PyTorch 1.6; legacy files cannot be mapped)."""
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError:  # legacy (non-zip) files cannot be memory-mapped
-        obj = _torch_load_without_mmap(path)
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError as error:
-        raise UnsafeCheckpointError(f"{path}: refused by torch.load(weights_only=True): {error}") from None
-    except (EOFError, ValueError) as error:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint: {error}") from error
+        raise UnsafeCheckpointError(
+            f"{path}: refused by torch.load(weights_only=True): {_torch_refusal_reason(str(error))}"
+        ) from None
+    except MemoryError:
+        raise CheckpointError(f"{path}: not enough memory to load it") from None
+    except CORRUPT_TORCH_ERRORS as error:
+        message = printable(" ".join(str(error).split()))
+        raise CheckpointError(
+            f"{path}: not a readable PyTorch checkpoint: {type(error).__name__}: {message}"
+        ) from None
     state = _state_dict_from(obj, path)
     bad = [name for name, value in state.items() if not isinstance(value, torch.Tensor)]
     if bad:
@@ -120,23 +100,23 @@ def load_torch_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
-def _torch_load_without_mmap(path: Path) -> Any:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise UnsafeCheckpointError(f"{path}: refused by torch.load(weights_only=True): {error}") from None
-    except (RuntimeError, EOFError, ValueError) as error:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint: {error}") from error
+def _torch_refusal_reason(message: str) -> str:
+    """The paragraph of `torch.load`'s weights-only refusal that says what was refused, in one line."""
+    paragraphs = [paragraph for paragraph in re.split(r"\n\s*\n", message) if paragraph.strip()]
+    boilerplate = ("Weights only load failed", "Check the documentation")
+    reason = next((paragraph for paragraph in paragraphs if not paragraph.startswith(boilerplate)), message)
+    return printable(" ".join(reason.split()))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """Load official weights from a `.pkl` (model zoo) or `.pth`/`.pt` file, never executing code from it."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    if path.suffix == ".pkl":
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    suffix = path.suffix.lower()
+    if suffix in PICKLE_SUFFIXES:
         return load_pickle_checkpoint(path)
-    if path.suffix in (".pth", ".pt"):
+    if suffix in TORCH_SUFFIXES:
         return load_torch_checkpoint(path)
     raise CheckpointError(f"{path}: unknown checkpoint extension {path.suffix!r} (expected .pkl, .pth or .pt)")
 

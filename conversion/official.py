@@ -3,6 +3,7 @@
     convert_official_checkpoint("config.yaml", "model_final.pkl", "out/", dataset="ytvis2019", verify=True)
 
 Steps, each failing loudly before anything is written:
+0. the output folder must be absent, empty, or (with `overwrite=True`) a model folder to replace (`output`);
 1. the YAML (with its `_BASE_` chain) -> `Mask2FormerVideoConfig` (`detectron2_config`);
 2. the checkpoint is read without executing code (`checkpoint_io`);
 3. every official name is mapped (`key_mapping`) and checked against the model's own state dict, which is built
@@ -10,7 +11,7 @@ Steps, each failing loudly before anything is written:
 4. the tensors are written tensor by tensor into a temporary folder (each official array is released once
    converted, so peak memory stays near one copy of the checkpoint), with `config.json`, the processor config
    and a model card; with `verify=True` the folder is loaded and run on a random clip;
-5. only then are the files moved into the output folder.
+5. only then is the temporary folder renamed into place, in one step (an existing folder is replaced whole).
 """
 
 from collections import Counter
@@ -26,9 +27,9 @@ from modeling_m2f_video.model_cards import OFFICIAL_WEIGHTS_LICENSE, paper_resul
 
 from .checkpoint_io import load_checkpoint, write_safetensors
 from .detectron2_config import load_yaml_config, processor_settings, video_config_from_detectron2
-from .errors import KeyMappingError
+from .errors import ConfigError, KeyMappingError
 from .key_mapping import CHECKED_BUFFERS, derived_tensor, map_name, rules_for, swin_relative_position_index
-from .output import save_processor, staged_output, verify_model_folder
+from .output import check_output_dir, save_processor, staged_output, verify_model_folder
 
 TensorSpecs = dict[str, tuple[tuple[int, ...], torch.dtype]]
 
@@ -179,6 +180,7 @@ def convert_official_checkpoint(
     output_dir: str | Path,
     dataset: str | None = None,
     verify: bool = False,
+    overwrite: bool = False,
 ) -> Path:
     """Convert official Mask2Former weights (`.pkl` or `.pth`) and their detectron2 YAML into a folder that
     `Mask2FormerVideoForVideoInstanceSegmentation.from_pretrained` and the video processor load.
@@ -189,6 +191,7 @@ def convert_official_checkpoint(
         output_dir: destination folder; written only when the whole conversion succeeds.
         dataset: `"ytvis2019"` or `"ytvis2021"` to name the classes; generic names otherwise.
         verify: load the result and run a random clip through it before publishing it.
+        overwrite: replace an existing non-empty model folder at `output_dir` (refused otherwise).
 
     Returns:
         The output folder.
@@ -197,14 +200,19 @@ def convert_official_checkpoint(
         ConversionError: (or a subclass) with a message naming every problem found.
     """
     config_path, checkpoint_path = Path(config_path), Path(checkpoint_path)
+    inputs = (config_path, checkpoint_path)
+    output_dir = check_output_dir(output_dir, overwrite=overwrite, inputs=inputs)
     yaml_config = load_yaml_config(config_path)
-    config = video_config_from_detectron2(yaml_config, dataset)
-    settings = processor_settings(yaml_config)
+    try:
+        config = video_config_from_detectron2(yaml_config, dataset)
+        settings = processor_settings(yaml_config)
+    except ConfigError as error:
+        raise ConfigError(f"{config_path}: {error}") from None
     source = load_checkpoint(checkpoint_path)
     specs = target_specs(config)
     plan = plan_conversion(source, specs, config)
     plan.raise_if_invalid(checkpoint_path)
-    with staged_output(output_dir) as staging:
+    with staged_output(output_dir, overwrite=overwrite, inputs=inputs) as staging:
         write_safetensors(staging / "model.safetensors", specs, converted_tensors(plan, source, specs))
         config.save_pretrained(staging)
         save_processor(staging, settings)
@@ -222,4 +230,4 @@ def convert_official_checkpoint(
         )
         if verify:
             verify_model_folder(staging)
-    return Path(output_dir).expanduser().resolve()
+    return output_dir

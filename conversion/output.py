@@ -1,42 +1,131 @@
-"""Shared output steps of the converters: an all-or-nothing output folder, the processor config, `--verify`."""
+"""Shared output steps of the converters and the Hub export: an all-or-nothing output folder, the processor config,
+`--verify`.
+
+[`staged_output`] writes a folder into a temporary sibling and publishes it in one step, so that a failure at any
+point leaves the output path exactly as it was: absent, empty, or the old folder complete. An existing non-empty
+folder is replaced only with `overwrite=True`, and then as a whole (the old folder is moved aside, the new one
+renamed in, the old one deleted), so that no stale file of an earlier run survives next to the new ones.
+"""
 
 import contextlib
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from modeling_m2f_video.errors import UserInputError
+
 from .errors import ConversionError
+
+# A folder that `overwrite` may replace must look like a model folder, so that a mistyped `--output` (a home or
+# data folder) is never deleted.
+MODEL_FOLDER_MARKER = "config.json"
+
+
+def check_output_dir(
+    output_dir: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    inputs: Iterable[str | os.PathLike] = (),
+    error: type[UserInputError] = ConversionError,
+) -> Path:
+    """The resolved `output_dir` if a folder may be published there; `error` naming it and the problem otherwise.
+
+    Allowed: an absent path, an empty folder, or (with `overwrite`) a model folder that contains none of `inputs`.
+    """
+    output_dir = Path(output_dir).expanduser().resolve()
+    if not output_dir.exists():
+        ancestor = next(parent for parent in output_dir.parents if parent.exists())  # `/` at least
+        if not ancestor.is_dir():
+            raise error(f"{output_dir}: cannot create the output folder: {ancestor} is not a folder")
+        return output_dir
+    if not output_dir.is_dir():
+        raise error(f"{output_dir}: exists and is not a folder")
+    if not any(output_dir.iterdir()):
+        return output_dir
+    if not overwrite:
+        raise error(f"{output_dir}: the folder is not empty (pass --overwrite to replace it)")
+    if not (output_dir / MODEL_FOLDER_MARKER).is_file():
+        raise error(
+            f"{output_dir}: --overwrite replaces only a model folder (one with {MODEL_FOLDER_MARKER}); this folder "
+            "has none and is left alone: remove it yourself or choose another output folder"
+        )
+    for path in inputs:
+        path = Path(path).expanduser().resolve()
+        if path == output_dir or output_dir in path.parents:
+            raise error(f"{output_dir}: holds the input {path}, which --overwrite would delete")
+    return output_dir
 
 
 @contextlib.contextmanager
-def staged_output(output_dir: str | Path) -> Iterator[Path]:
-    """Yield an empty temporary folder next to `output_dir`; move its files into `output_dir` only if the block
-    succeeds. On any error nothing is written to `output_dir` and the temporary folder is removed."""
-    output_dir = Path(output_dir).expanduser().resolve()
-    if output_dir.exists() and not output_dir.is_dir():
-        raise ConversionError(f"output path exists and is not a folder: {output_dir}")
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = output_dir.parent / f".{output_dir.name}.partial-{secrets.token_hex(6)}"
-    staging.mkdir()
+def staged_output(
+    output_dir: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    inputs: Iterable[str | os.PathLike] = (),
+    error: type[UserInputError] = ConversionError,
+) -> Iterator[Path]:
+    """Yield an empty temporary folder next to `output_dir`; publish it as `output_dir` only if the block succeeds.
+
+    On any error the temporary folder is removed and `output_dir` is left as it was. `overwrite`, `inputs` and
+    `error` are those of [`check_output_dir`]; a file-system error while writing or publishing becomes `error`
+    naming `output_dir`.
+    """
+    output_dir = check_output_dir(output_dir, overwrite=overwrite, inputs=inputs, error=error)
+    staging = _sibling(output_dir, "partial")
+    try:
+        output_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging.mkdir()
+    except OSError as os_error:
+        raise error(f"{output_dir}: cannot create the output folder: {os_error.strerror or os_error}") from None
     try:
         yield staging
+        check_output_dir(output_dir, overwrite=overwrite, inputs=inputs, error=error)  # it may have changed
         _publish(staging, output_dir)
+    except OSError as os_error:
+        if not _is_about(os_error, output_dir):  # e.g. an input file: the CLI names that file itself
+            raise
+        raise error(f"{output_dir}: cannot write the output folder: {os_error.strerror or os_error}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _sibling(output_dir: Path, purpose: str) -> Path:
+    """A new hidden path next to `output_dir` (same file system, so that renaming it is one atomic step)."""
+    return output_dir.parent / f".{output_dir.name}.{purpose}-{secrets.token_hex(6)}"
+
+
+def _is_about(os_error: OSError, output_dir: Path) -> bool:
+    """Whether `os_error` names `output_dir`, or a path in one of its hidden siblings (staging, old folder)."""
+    filename = os.fsdecode(os_error.filename) if os_error.filename is not None else ""
+    return filename == str(output_dir) or filename.startswith(str(output_dir.parent / f".{output_dir.name}."))
+
+
 def _publish(staging: Path, output_dir: Path) -> None:
-    """Rename the staging folder to `output_dir`, or move its files into an existing `output_dir`."""
+    """Rename `staging` to `output_dir`. An existing empty folder is removed first; a non-empty one (allowed by
+    `check_output_dir`) is moved aside, and deleted once the new folder is in place, or moved back if the rename
+    fails."""
+    if output_dir.exists() and not any(output_dir.iterdir()):
+        output_dir.rmdir()
     if not output_dir.exists():
         staging.rename(output_dir)
         return
-    for path in staging.iterdir():
-        os.replace(path, output_dir / path.name)
+    old = _sibling(output_dir, "old")
+    output_dir.rename(old)
+    try:
+        staging.rename(output_dir)
+    except OSError:
+        old.rename(output_dir)
+        raise
+    try:
+        shutil.rmtree(old)
+    except OSError as os_error:
+        warnings.warn(f"{old}: the replaced folder could not be deleted: {os_error}", stacklevel=3)
 
 
 def save_processor(output_dir: Path, settings: dict[str, Any]) -> None:

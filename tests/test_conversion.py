@@ -2,9 +2,11 @@
 the official Swin window behaviour and the `convert` command."""
 
 import builtins
+import errno
 import json
 import os
 import pickle
+import re
 import shutil
 from collections import OrderedDict
 from pathlib import Path
@@ -23,6 +25,7 @@ from modeling_m2f_video.cli import main
 from modeling_m2f_video.conversion import (
     CheckpointError,
     ConfigError,
+    ConversionError,
     KeyMappingError,
     UnsafeCheckpointError,
     convert_image_checkpoint,
@@ -119,12 +122,6 @@ def test_bad_checkpoints_write_nothing(tmp_path):
     assert not marker.exists()
     assert not output.exists()
     assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []
-
-
-def test_object_arrays_are_refused(tmp_path):
-    checkpoint = _write_model_zoo_pickle(tmp_path / "objects.pkl", {"w": np.array([1, "a"], dtype=object)})
-    with pytest.raises(CheckpointError, match="not a numeric array"):
-        load_checkpoint(checkpoint)
 
 
 def test_pth_with_code_is_refused(tmp_path):
@@ -341,15 +338,77 @@ def test_conversion_releases_each_official_tensor_after_use():
     assert all(name.endswith("relative_position_index") for name in source)
 
 
-def test_existing_output_folder_is_updated_only_on_success(tmp_path):
+def _folder_contents(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+def _hidden_siblings(folder: Path) -> list[str]:
+    return [path.name for path in folder.parent.iterdir() if path.name.startswith(f".{folder.name}.")]
+
+
+def test_a_non_empty_output_is_refused_without_overwrite(tmp_path):
+    """A user's folder is never written into: refused before the checkpoint is even read."""
     output = tmp_path / "out"
     output.mkdir()
+    (output / "README.md").write_text("my notes")
+    (output / "config.json").write_text("{}")
+    with pytest.raises(ConversionError, match="out: the folder is not empty \\(pass --overwrite"):
+        convert_official_checkpoint(R50 / "config.yaml", tmp_path / "not-read.pkl", output)
+    assert _folder_contents(output) == {"README.md": b"my notes", "config.json": b"{}"}
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert convert_official_checkpoint(R50 / "config.yaml", R50 / "model_final.pkl", empty) == empty
+
+
+def test_overwrite_replaces_the_whole_folder(tmp_path):
+    """No stale file of an earlier run (here: old shards and notes) survives next to the new weights."""
+    output = convert_official_checkpoint(R50 / "config.yaml", R50 / "model_final.pkl", tmp_path / "out")
+    (output / "model-00001-of-00002.safetensors").write_bytes(b"stale")
+    (output / "notes.txt").write_text("stale")
+    convert_official_checkpoint(R50 / "config.yaml", R50 / "model_final.pkl", output, overwrite=True, verify=True)
+    assert sorted(path.name for path in output.iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "video_preprocessor_config.json",
+    ]
+    assert _hidden_siblings(output) == []
+
+
+def test_a_failed_overwrite_keeps_the_old_folder(tmp_path, monkeypatch):
+    output = convert_official_checkpoint(R50 / "config.yaml", R50 / "model_final.pkl", tmp_path / "out")
     (output / "notes.txt").write_text("keep me")
-    with pytest.raises(KeyMappingError):
-        convert_official_checkpoint(SWIN / "config.yaml", R50 / "model_final.pkl", output)
-    assert [path.name for path in output.iterdir()] == ["notes.txt"]
-    convert_official_checkpoint(R50 / "config.yaml", R50 / "model_final.pkl", output, verify=True)
-    assert {"notes.txt", "config.json", "model.safetensors", "README.md"} <= {path.name for path in output.iterdir()}
+    before = _folder_contents(output)
+    with pytest.raises(KeyMappingError):  # fails while converting
+        convert_official_checkpoint(SWIN / "config.yaml", R50 / "model_final.pkl", output, overwrite=True)
+    assert _folder_contents(output) == before and _hidden_siblings(output) == []
+
+    rename = Path.rename
+
+    def failing_rename(self, target):  # fails when the new folder is renamed into place
+        if self.name.startswith(".out.partial-"):
+            raise OSError(errno.EXDEV, "Invalid cross-device link", str(self))
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", failing_rename)
+    with pytest.raises(ConversionError, match="out: cannot write the output folder: Invalid cross-device link"):
+        convert_official_checkpoint(R50 / "config.yaml", R50 / "model_final.pkl", output, overwrite=True)
+    assert _folder_contents(output) == before and _hidden_siblings(output) == []
+
+
+def test_overwrite_replaces_only_model_folders_without_the_inputs(tmp_path):
+    folder = tmp_path / "documents"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("years of work")
+    with pytest.raises(ConversionError, match="replaces only a model folder"):
+        convert_official_checkpoint(R50 / "config.yaml", R50 / "model_final.pkl", folder, overwrite=True)
+    assert _folder_contents(folder) == {"thesis.tex": b"years of work"}
+
+    output = convert_official_checkpoint(R50 / "config.yaml", R50 / "model_final.pkl", tmp_path / "out")
+    checkpoint = Path(shutil.copy(R50 / "model_final.pkl", output / "model_final.pkl"))
+    with pytest.raises(ConversionError, match="holds the input .*model_final.pkl"):
+        convert_official_checkpoint(R50 / "config.yaml", checkpoint, output, overwrite=True)
+    assert checkpoint.is_file()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -457,25 +516,105 @@ def test_convert_command(tmp_path, capsys, image_model_dir):
     args = ["convert", "official", "--config", str(R50 / "config.yaml"), "--checkpoint", str(R50 / "model_final.pkl")]
     assert main([*args, "--output", str(output), "--dataset", "ytvis2019"]) == 0
     assert json.loads((output / "config.json").read_text())["id2label"]["0"] == "person"
-    broken = tmp_path / "broken.pkl"
-    shutil.copy(R50 / "model_final.pkl", broken)
-    broken.write_bytes(broken.read_bytes()[:5000])
-    args = ["convert", "official", "--config", str(R50 / "config.yaml"), "--checkpoint", str(broken)]
-    assert main([*args, "--output", str(tmp_path / "broken")]) == 1
-    assert "error:" in capsys.readouterr().err and not (tmp_path / "broken").exists()
-    assert (
-        main(
-            [
-                "convert",
-                "image",
-                "--model",
-                str(image_model_dir),
-                "--output",
-                str(tmp_path / "image_video"),
-                "--num-labels",
-                "4",
-            ]
-        )
-        == 0
-    )
+    assert main([*args, "--output", str(output)]) == 2
+    assert "the folder is not empty (pass --overwrite" in capsys.readouterr().err
+    assert main([*args, "--output", str(output), "--overwrite"]) == 0
+    assert json.loads((output / "config.json").read_text())["id2label"]["0"] == "LABEL_0"
+    image_args = ["convert", "image", "--model", str(image_model_dir), "--output", str(tmp_path / "image_video")]
+    assert main([*image_args, "--num-labels", "4"]) == 0
     assert json.loads((tmp_path / "image_video" / "config.json").read_text())["model_type"] == "mask2former_video"
+
+
+def _one_line_error(capsys) -> str:
+    """The message of the single `error: ...` line the command printed on stderr (no traceback)."""
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
+    return err.removeprefix("error: ")
+
+
+def _convert_official(tmp_path, config: Path, checkpoint: Path = R50 / "model_final.pkl", output=None) -> int:
+    output = output or tmp_path / "out"
+    return main(
+        ["convert", "official", "--config", str(config), "--checkpoint", str(checkpoint), "--output", str(output)]
+    )
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"MODEL.SEM_SEG_HEAD.NUM_CLASSES": "abc"}, "MODEL.SEM_SEG_HEAD.NUM_CLASSES must be an integer, found 'abc'"),
+        ({"MODEL.SEM_SEG_HEAD.NUM_CLASSES": 0}, "MODEL.SEM_SEG_HEAD.NUM_CLASSES must be at least 1, found 0"),
+        ({"MODEL.MASK_FORMER.DROPOUT": "high"}, "MODEL.MASK_FORMER.DROPOUT must be a number, found 'high'"),
+        ({"MODEL.MASK_FORMER.PRE_NORM": "no"}, "MODEL.MASK_FORMER.PRE_NORM must be true or false, found 'no'"),
+        ({"MODEL.RESNETS.OUT_FEATURES": "res2"}, "MODEL.RESNETS.OUT_FEATURES must be a list of str values"),
+        ({"MODEL.PIXEL_MEAN": [1.0, 2.0]}, "MODEL.PIXEL_MEAN must have 3 values"),
+        ({"MODEL.MASK_FORMER.NHEADS": 5}, r"MODEL.MASK_FORMER.NHEADS \(5\) must divide HIDDEN_DIM \(64\)"),
+        ({"MODEL.SEM_SEG_HEAD": 7}, "MODEL.SEM_SEG_HEAD must be a mapping of keys, found 7"),
+    ],
+)
+def test_malformed_config_values_are_one_line_errors(tmp_path, capsys, overrides, message):
+    config = _fixture_config(R50, tmp_path, **overrides)
+    assert _convert_official(tmp_path, config) == 2
+    error = _one_line_error(capsys)
+    assert error.startswith(f"{config}: ") and re.search(message, error), error
+    assert not (tmp_path / "out").exists()
+
+
+def test_unreadable_config_files_are_one_line_errors(tmp_path, capsys):
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00binary")
+    assert _convert_official(tmp_path, binary) == 2
+    assert _one_line_error(capsys) == f"{binary}: not a text file (not UTF-8 at byte 0)"
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("MODEL: [unclosed")
+    assert _convert_official(tmp_path, broken) == 2
+    assert _one_line_error(capsys).startswith(f"{broken}: not valid YAML")
+    missing = tmp_path / "missing.yaml"
+    assert _convert_official(tmp_path, missing) == 2
+    assert _one_line_error(capsys) == f"{missing}: config file not found"
+
+
+def test_bad_checkpoints_are_one_line_errors(tmp_path, capsys):
+    broken = tmp_path / "broken.pkl"
+    broken.write_bytes((R50 / "model_final.pkl").read_bytes()[:5000])
+    assert _convert_official(tmp_path, R50 / "config.yaml", broken) == 2
+    assert _one_line_error(capsys).startswith(f"{broken}: not a readable weights pickle (truncated or corrupt?)")
+    missing = tmp_path / "missing.pkl"
+    assert _convert_official(tmp_path, R50 / "config.yaml", missing) == 2
+    assert _one_line_error(capsys) == f"{missing}: no such checkpoint file"
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unwritable_output_is_a_one_line_error(tmp_path, capsys):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("a file, not a folder")
+    output = blocker / "out"
+    assert _convert_official(tmp_path, R50 / "config.yaml", output=output) == 2
+    assert _one_line_error(capsys) == f"{output}: cannot create the output folder: {blocker} is not a folder"
+    assert _convert_official(tmp_path, R50 / "config.yaml", output=blocker) == 2
+    assert _one_line_error(capsys) == f"{blocker}: exists and is not a folder"
+
+
+def test_bad_image_model_sources_are_one_line_errors(tmp_path, capsys, image_model_dir):
+    def convert_image(model, *options) -> int:
+        capsys.readouterr()  # drop what setting up printed (progress bars)
+        return main(["convert", "image", "--model", str(model), "--output", str(tmp_path / "out"), *options])
+
+    missing = tmp_path / "no" / "such" / "folder"
+    assert convert_image(missing) == 2
+    assert _one_line_error(capsys) == f"{missing}: no such model folder"
+    assert convert_image(tmp_path) == 2
+    assert _one_line_error(capsys) == f"{tmp_path}: not a transformers model folder (no config.json)"
+    video = tmp_path / "video"
+    Mask2FormerVideoForVideoInstanceSegmentation(tiny_config()).save_pretrained(video)
+    assert convert_image(video) == 2
+    assert "holds a 'mask2former_video' model, not an image Mask2Former" in _one_line_error(capsys)
+    labels = tmp_path / "labels.json"
+    labels.write_text("{not json")
+    assert convert_image(image_model_dir, "--id2label", str(labels)) == 2
+    assert _one_line_error(capsys).startswith(f"{labels}: not valid JSON")
+    assert convert_image(image_model_dir, "--id2label", str(tmp_path / "missing.json")) == 2
+    assert _one_line_error(capsys) == f"{tmp_path / 'missing.json'}: no such file"
+    assert convert_image(image_model_dir, "--num-labels", "0") == 2
+    assert _one_line_error(capsys) == "--num-labels must be at least 1, found 0"
+    assert not (tmp_path / "out").exists()

@@ -13,8 +13,10 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
+import transformers
 from conftest import tiny_config
 from huggingface_hub import ModelCard
+from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError
 
 from modeling_m2f_video import (
     Mask2FormerVideoConfig,
@@ -34,6 +36,18 @@ EVALUATED = cards.YouTubeVISResults("ytvis2019", {"AP": 47.1, "AP50": 70.2, "AP7
 def python_blocks(markdown: str) -> list[str]:
     """The code of every ```python block of a Markdown text."""
     return re.findall(r"```python\n(.*?)```", markdown, flags=re.DOTALL)
+
+
+def one_line_error(capsys) -> str:
+    """The message of the single `error: ...` line a command printed on stderr (no traceback)."""
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
+    return err.removeprefix("error: ")
+
+
+def listed_files(out: str) -> set[str]:
+    """The file names a command listed, one `  name  size` line each."""
+    return {line.split()[0] for line in out.splitlines() if line.startswith("  ")}
 
 
 def make_video(seed: int = 0) -> np.ndarray:
@@ -215,11 +229,23 @@ def test_export_writes_auto_maps_and_card(exported_dir):
 def test_export_refuses_bad_folders(model_dir, exported_dir, tmp_path):
     with pytest.raises(remote_code.HubError, match="not empty"):
         remote_code.export_hub_folder(model_dir, exported_dir)
+    with pytest.raises(remote_code.HubError, match="must differ from the model folder"):
+        remote_code.export_hub_folder(model_dir, model_dir, overwrite=True)
+    source = tmp_path / "source"
+    source.mkdir()
     with pytest.raises(remote_code.HubError, match="no config.json"):
-        remote_code.export_hub_folder(tmp_path, tmp_path / "out")
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "mask2former"}))
+        remote_code.export_hub_folder(source, tmp_path / "out")
+    (source / "config.json").write_text(json.dumps({"model_type": "mask2former"}))
     with pytest.raises(remote_code.HubError, match="not 'mask2former_video'"):
-        remote_code.export_hub_folder(tmp_path, tmp_path / "out")
+        remote_code.export_hub_folder(source, tmp_path / "out")
+    shutil.copy(model_dir / "config.json", source / "config.json")
+    (source / "pytorch_model.bin").write_bytes(b"a pickle")
+    with pytest.raises(remote_code.HubError, match="no model.safetensors .* never exported"):
+        remote_code.export_hub_folder(source, tmp_path / "out")
+    (source / "config.json").write_text("{broken")
+    with pytest.raises(remote_code.HubError, match="config.json: not valid JSON"):
+        remote_code.export_hub_folder(source, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_export_creates_missing_processor_config_and_card(tmp_path):
@@ -330,15 +356,15 @@ def test_export_hub_command(model_dir, tmp_path, capsys):
     assert main(["export-hub", str(model_dir), "--output", str(tmp_path / "out"), "--repo-id", "org/tiny"]) == 0
     assert "modeling_mask2former_video.py" in capsys.readouterr().out
     assert '"org/tiny"' in (tmp_path / "out" / "README.md").read_text()
-    assert main(["export-hub", str(model_dir), "--output", str(tmp_path / "out")]) == 1
-    assert "not empty" in capsys.readouterr().err
+    assert main(["export-hub", str(model_dir), "--output", str(tmp_path / "out")]) == 2
+    assert one_line_error(capsys) == f"{tmp_path / 'out'}: the folder is not empty (pass --overwrite to replace it)"
 
 
 @pytest.fixture
 def no_hub(monkeypatch):
     """Replaces `HfApi` in the upload module by a mock, so that nothing can reach the network."""
     api_class = mock.MagicMock(name="HfApi")
-    api_class.return_value.upload_folder.return_value = "https://huggingface.co/org/name/commit/abc"
+    api_class.return_value.create_commit.return_value = "https://huggingface.co/org/name/commit/abc"
     monkeypatch.setattr(upload, "HfApi", api_class)
     return api_class
 
@@ -351,9 +377,9 @@ def test_push_dry_run_lists_files_and_touches_nothing(exported_dir, no_hub, tmp_
     assert main(["push", str(folder), "--repo-id", "org/name", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("would upload") and "(private)" in out
-    listed = {line.split()[0] for line in out.splitlines()[1:]}
-    assert listed == {path.name for path in exported_dir.iterdir()}
+    assert listed_files(out) == {path.name for path in exported_dir.iterdir()}
     assert f"  config.json  {_size_text((folder / 'config.json').stat().st_size)}" in out
+    assert "not uploaded (not part of a model repository): .DS_Store, __pycache__/" in out
     no_hub.assert_not_called()
 
 
@@ -369,13 +395,12 @@ def test_push_uploads_to_a_private_repository(exported_dir, no_hub, capsys):
     no_hub.assert_called_once_with(token="hf_test")
     api = no_hub.return_value
     api.create_repo.assert_called_once_with("org/name", repo_type="model", private=True, exist_ok=True)
-    api.upload_folder.assert_called_once_with(
-        folder_path=str(exported_dir),
-        repo_id="org/name",
-        repo_type="model",
-        ignore_patterns=upload.UPLOAD_IGNORE_PATTERNS,
-        commit_message="Upload Mask2Former video model",
-    )
+    (repo_id, operations), options = api.create_commit.call_args
+    assert repo_id == "org/name"
+    assert options == {"commit_message": "Upload Mask2Former video model", "repo_type": "model"}
+    assert {(op.path_in_repo, op.path_or_fileobj) for op in operations} == {
+        (path.name, str(path)) for path in exported_dir.iterdir()
+    }
     assert "uploaded: https://huggingface.co/org/name/commit/abc" in capsys.readouterr().out
 
 
@@ -395,7 +420,176 @@ def test_push_rejects_bad_repository_ids(exported_dir, no_hub, repo_id, capsys):
 def test_push_needs_a_repository_id_and_a_folder(tmp_path, no_hub, capsys):
     with pytest.raises(SystemExit):
         main(["push", str(tmp_path)])
-    assert main(["push", str(tmp_path / "missing"), "--repo-id", "org/name"]) == 1
-    assert main(["push", str(tmp_path), "--repo-id", "org/name"]) == 1  # empty folder
-    assert "no files to upload" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["push", str(tmp_path / "missing"), "--repo-id", "org/name"]) == 2
+    assert one_line_error(capsys) == f"{tmp_path / 'missing'}: not a folder"
+    (tmp_path / "log.jsonl").write_text("{}")
+    assert main(["push", str(tmp_path), "--repo-id", "org/name"]) == 2  # no model file
+    assert one_line_error(capsys).startswith(f"{tmp_path}: no model files to upload (expected config.json")
     no_hub.assert_not_called()
+
+
+def test_push_reports_hub_refusals_in_one_line(exported_dir, no_hub, capsys):
+    no_hub.return_value.create_repo.side_effect = HfHubHTTPError(
+        "401 Client Error: Unauthorized\nInvalid credentials in Authorization header", response=mock.MagicMock()
+    )
+    assert main(["push", str(exported_dir), "--repo-id", "org/name"]) == 2
+    assert one_line_error(capsys) == "org/name: the Hub refused the upload: 401 Client Error: Unauthorized"
+    no_hub.return_value.create_repo.side_effect = LocalTokenNotFoundError("Token is required but none was found.")
+    assert main(["push", str(exported_dir), "--repo-id", "org/name"]) == 2
+    assert one_line_error(capsys) == "org/name: the Hub refused the upload: Token is required but none was found."
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# What is published: the allow list, symbolic links, dry runs, replacing an export
+# ----------------------------------------------------------------------------------------------------------------
+
+# What a folder written by `m2f-video train` holds besides the model files.
+TRAINING_ONLY = ["checkpoints/", "log.jsonl", "pytorch_model.bin", "training_config.json"]
+
+
+@pytest.fixture
+def training_dir(model_dir, tmp_path) -> Path:
+    """A model folder as training leaves it: the model files, eval.json, and what must never be published."""
+    folder = Path(shutil.copytree(model_dir, tmp_path / "run"))
+    (folder / "eval.json").write_text(json.dumps({"AP": 0.5}))
+    step = folder / "checkpoints" / "step-000010"
+    step.mkdir(parents=True)
+    (step / "optimizer.bin").write_bytes(b"pickled optimizer state")
+    (step / "random_states_0.pkl").write_bytes(b"pickled random states")
+    (folder / "training_config.json").write_text(json.dumps({"train_data": "/home/me/private/data"}))
+    (folder / "log.jsonl").write_text('{"step": 1, "loss": 3.0}\n')
+    (folder / "pytorch_model.bin").write_bytes(b"a pickle: never published")
+    return folder
+
+
+def test_export_and_push_publish_only_the_model_files_of_a_training_folder(training_dir, tmp_path, no_hub, capsys):
+    exported = remote_code.export_hub_folder(training_dir, tmp_path / "exported")
+    expected = {"README.md", "config.json", "eval.json", "model.safetensors", "video_preprocessor_config.json"}
+    assert {path.name for path in exported.iterdir()} == expected | remote_code.remote_code_file_names()
+    assert (exported / "eval.json").read_bytes() == (training_dir / "eval.json").read_bytes()
+
+    assert main(["push", str(training_dir), "--repo-id", "org/name", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert listed_files(out) == expected
+    assert f"not uploaded (not part of a model repository): {', '.join(TRAINING_ONLY)}" in out
+    assert main(["push", str(training_dir), "--repo-id", "org/name"]) == 0
+    (_, operations), _ = no_hub.return_value.create_commit.call_args
+    assert {operation.path_in_repo for operation in operations} == expected
+
+
+def test_sharded_weights_are_published(model_dir, tmp_path):
+    folder = Path(shutil.copytree(model_dir, tmp_path / "sharded"))
+    (folder / "model.safetensors").unlink()
+    Mask2FormerVideoForVideoInstanceSegmentation.from_pretrained(model_dir).save_pretrained(
+        folder, max_shard_size="200KB"
+    )
+    shards = {path.name for path in folder.glob("model-*-of-*.safetensors")}
+    assert len(shards) > 1 and (folder / "model.safetensors.index.json").is_file()
+    assert shards | {"model.safetensors.index.json"} <= set(upload.upload_plan(folder).names)
+    exported = remote_code.export_hub_folder(folder, tmp_path / "exported")
+    assert shards <= {path.name for path in exported.iterdir()}
+    Mask2FormerVideoForVideoInstanceSegmentation.from_pretrained(exported)
+
+
+@pytest.mark.parametrize("target", ["outside", "inside"])
+def test_symbolic_links_among_the_model_files_are_refused(training_dir, tmp_path, no_hub, capsys, target):
+    """A link is refused whatever it points to: its target would be copied out of wherever it lies."""
+    secret = tmp_path / "secret.txt" if target == "outside" else training_dir / "checkpoints" / "notes.txt"
+    secret.write_text("never to be published")
+    (training_dir / "eval.json").unlink()
+    (training_dir / "eval.json").symlink_to(secret)
+    with pytest.raises(remote_code.HubError, match=f"eval.json: is a symbolic link \\(to {secret}\\); refused"):
+        remote_code.export_hub_folder(training_dir, tmp_path / "exported")
+    assert not (tmp_path / "exported").exists()
+    assert main(["push", str(training_dir), "--repo-id", "org/name", "--dry-run"]) == 2
+    assert "eval.json: is a symbolic link" in one_line_error(capsys)
+    no_hub.assert_not_called()
+
+
+def test_links_outside_the_allow_list_are_left_out_unread(training_dir, tmp_path, capsys):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "private.key").write_text("secret")
+    (training_dir / "checkpoints" / "latest").symlink_to(training_dir / "checkpoints" / "step-000010")
+    (training_dir / "data").symlink_to(outside)
+    plan = upload.upload_plan(training_dir)
+    assert "data" in plan.left_out and "private.key" not in str(plan)
+    exported = remote_code.export_hub_folder(training_dir, tmp_path / "exported")
+    assert not (exported / "data").exists() and not any(path.is_symlink() for path in exported.iterdir())
+
+
+def test_export_dry_run_lists_exactly_what_is_written_and_writes_nothing(training_dir, tmp_path, capsys):
+    output = tmp_path / "exported"
+    assert main(["export-hub", str(training_dir), "--output", str(output), "--dry-run", "--repo-id", "org/a"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"would write {len(listed_files(out))} files") and not output.exists()
+    assert f"not exported (not part of a model repository): {', '.join(TRAINING_ONLY)}" in out
+    assert main(["export-hub", str(training_dir), "--output", str(output), "--repo-id", "org/a"]) == 0
+    written = {f"  {path.name}  {_size_text(path.stat().st_size)}" for path in output.iterdir()}
+    assert written == {line for line in out.splitlines() if line.startswith("  ")}
+
+
+def test_export_overwrite_replaces_the_exported_folder(model_dir, tmp_path, capsys):
+    output = remote_code.export_hub_folder(model_dir, tmp_path / "exported")
+    (output / "model-00001-of-00002.safetensors").write_bytes(b"stale shard of an earlier export")
+    assert main(["export-hub", str(model_dir), "--output", str(output), "--overwrite"]) == 0
+    assert not (output / "model-00001-of-00002.safetensors").exists()
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []
+    assert main(["export-hub", str(model_dir), "--output", str(model_dir.parent), "--overwrite"]) == 2
+    assert "replaces only a model folder" in one_line_error(capsys)
+
+
+def test_push_warns_about_remote_code_it_does_not_upload(exported_dir, tmp_path, no_hub, capsys):
+    folder = Path(shutil.copytree(exported_dir, tmp_path / "old_export"))
+    (folder / "presets.py").unlink()
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"]["AutoConfig"] = "configuration_of_an_old_release.Mask2FormerVideoConfig"
+    (folder / "config.json").write_text(json.dumps(config))
+    assert main(["push", str(folder), "--repo-id", "org/name", "--dry-run"]) == 0
+    assert "names remote code that is not uploaded (configuration_of_an_old_release.py)" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# An exported folder through transformers' pipeline, with the package installed (as `predict` loads it)
+# ----------------------------------------------------------------------------------------------------------------
+
+# Runs in a fresh interpreter (its own transformers module cache) where modeling_m2f_video is importable and its
+# pipeline task registered: `pipeline(..., trust_remote_code=True)` must run the folder's own code.
+PIPELINE_SCRIPT = r"""
+import sys
+import numpy as np
+import torch
+import modeling_m2f_video  # registers the package's task and Auto classes, as `m2f-video predict` does
+from transformers import AutoModel, AutoModelForInstanceSegmentation, pipeline
+
+folder, video_path, out_path = sys.argv[1:]
+segmenter = pipeline("video-instance-segmentation", model=folder, trust_remote_code=True)
+instances = segmenter(np.load(video_path), top_k=4)
+AutoModel.from_pretrained(folder, trust_remote_code=True)
+AutoModelForInstanceSegmentation.from_pretrained(folder, trust_remote_code=True)
+torch.save(
+    {
+        "classes": [type(segmenter).__module__, type(segmenter.model).__module__],
+        "pipeline": [(item["label_id"], item["score"], torch.from_numpy(np.stack(item["masks"]))) for item in instances],
+    },
+    out_path,
+)
+"""
+
+
+def test_pipeline_runs_an_exported_training_folder_with_trust_remote_code(training_dir, tmp_path):
+    exported = remote_code.export_hub_folder(training_dir, tmp_path / "exported")
+    np.save(tmp_path / "video.npy", make_video())
+    env = dict(os.environ, HF_HOME=str(tmp_path / "hf_home"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    command = [sys.executable, "-c", PIPELINE_SCRIPT, str(exported), str(tmp_path / "video.npy"), str(tmp_path / "o")]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    remote = torch.load(tmp_path / "o", weights_only=True)
+    assert all(module.startswith("transformers_modules.") for module in remote["classes"])
+
+    expected = transformers.pipeline(cards.PIPELINE_TASK, model=str(training_dir))(make_video(), top_k=4)
+    assert [label for label, _, _ in remote["pipeline"]] == [item["label_id"] for item in expected]
+    np.testing.assert_allclose([score for _, score, _ in remote["pipeline"]], [i["score"] for i in expected], 1e-5)
+    for (_, _, masks), item in zip(remote["pipeline"], expected):
+        np.testing.assert_array_equal(masks.numpy(), np.stack(item["masks"]))

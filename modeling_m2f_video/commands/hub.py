@@ -1,12 +1,23 @@
 """`m2f-video export-hub` and `m2f-video push`: make a model folder loadable without the package, and upload it.
 
-m2f-video export-hub MODEL_DIR --output DIR [--repo-id ORG/NAME] [--overwrite]
+m2f-video export-hub MODEL_DIR --output DIR [--repo-id ORG/NAME] [--overwrite] [--dry-run]
 m2f-video push DIR --repo-id ORG/NAME [--public] [--dry-run] [--token TOKEN] [--commit-message TEXT]
+
+Both publish only the model files of a folder (config, safetensors weights, processor configs, model card,
+eval.json, remote code) and list them with their sizes; `--dry-run` lists them and writes or uploads nothing.
+Bad input (a folder that cannot be exported or uploaded) is a `HubError`, which the CLI prints as one line,
+`error: <folder>: <problem>`, with exit status 2.
 """
 
 import argparse
 import sys
 from pathlib import Path
+
+ALLOW_LIST_NOTE = (
+    "Only the model files are published: config.json, model.safetensors (or its shards and index), the video and "
+    "image processor configs, README.md, eval.json and the remote-code modules. Checkpoints, training logs and "
+    "configs are left out, and a symbolic link among the model files is refused."
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,15 +26,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "export-hub",
         help="copy a model folder with its model code, for trust_remote_code loading",
         description=(
-            "Copy MODEL_DIR to --output and add flat copies of the model, config, video processor and pipeline "
-            "code, with auto_map entries, so that the folder loads with transformers' AutoModel, "
-            "AutoVideoProcessor and pipeline(..., trust_remote_code=True) where m2f-video is not installed."
+            "Copy the model files of MODEL_DIR to --output and add flat copies of the model, config, video "
+            "processor and pipeline code, with auto_map entries, so that the folder loads with transformers' "
+            "AutoModel, AutoVideoProcessor and pipeline(..., trust_remote_code=True) where m2f-video is not "
+            f"installed. {ALLOW_LIST_NOTE}"
         ),
     )
     export.add_argument("model_dir", type=Path, metavar="MODEL_DIR", help="folder written by save_pretrained")
     export.add_argument("--output", required=True, type=Path, help="folder to write")
     export.add_argument("--repo-id", type=_repo_id, help="Hub id ORG/NAME to show in the model card's usage code")
-    export.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing non-empty exported folder")
+    export.add_argument("--dry-run", action="store_true", help="list the files that would be written; write none")
     export.set_defaults(func=run_export)
 
     push = subparsers.add_parser(
@@ -31,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="upload a model folder to the Hugging Face Hub",
         description=(
             "Create the model repository ORG/NAME (private unless --public; an existing one keeps its visibility) "
-            "and upload DIR into it. The token comes from --token, HF_TOKEN or `hf auth login`."
+            f"and upload the model files of DIR into it. {ALLOW_LIST_NOTE} The token comes from --token, HF_TOKEN "
+            "or `hf auth login`."
         ),
     )
     push.add_argument("folder", type=Path, metavar="DIR", help="folder to upload (e.g. written by export-hub)")
@@ -54,33 +68,27 @@ def _repo_id(value: str) -> str:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    """Write the exported folder and list the remote-code files added."""
-    from modeling_m2f_video.hub import HubError, export_hub_folder, remote_code_sources
+    """List the files of the export (with `--dry-run`, only list them) and write the exported folder."""
+    from modeling_m2f_video.hub import check_export_output, plan_hub_export
 
-    try:
-        output = export_hub_folder(args.model_dir, args.output, model_id=args.repo_id, overwrite=args.overwrite)
-    except HubError as error:
-        print(f"export-hub: error: {error}", file=sys.stderr)
-        return 1
-    print(f"exported to {output}")
-    print(f"remote code: {', '.join(sorted(remote_code_sources()))}")
+    output = check_export_output(args.model_dir, args.output, overwrite=args.overwrite)
+    export = plan_hub_export(args.model_dir, model_id=args.repo_id)
+    verb = "would write" if args.dry_run else "writing"
+    _print_files(f"{verb} {{count}} files ({{size}}) to {output}:", export.sizes(), export.left_out, "exported")
+    if args.dry_run:
+        return 0
+    print(f"exported to {export.publish(output, overwrite=args.overwrite)}")
     return 0
 
 
 def run_push(args: argparse.Namespace) -> int:
     """Print the upload plan; unless `--dry-run`, create the repository and upload."""
-    from modeling_m2f_video.hub import HubError, folder_warnings, push_folder, upload_plan
+    from modeling_m2f_video.hub import folder_warnings, push_folder, upload_plan
 
-    try:
-        plan = upload_plan(args.folder)
-    except HubError as error:
-        print(f"push: error: {error}", file=sys.stderr)
-        return 1
+    plan = upload_plan(args.folder)
     visibility = "public" if args.public else "private"
     verb = "would upload" if args.dry_run else "uploading"
-    print(f"{verb} {len(plan)} files ({_size_text(sum(size for _, size in plan))}) to {args.repo_id} ({visibility}):")
-    for path, size in plan:
-        print(f"  {path}  {_size_text(size)}")
+    _print_files(f"{verb} {{count}} files ({{size}}) to {args.repo_id} ({visibility}):", plan.files, plan.left_out)
     for warning in folder_warnings(args.folder):
         print(f"warning: {warning}", file=sys.stderr)
     if args.dry_run:
@@ -90,6 +98,15 @@ def run_push(args: argparse.Namespace) -> int:
     )
     print(f"uploaded: {commit}")
     return 0
+
+
+def _print_files(title: str, files: list[tuple[str, int]], left_out: list[str], verb: str = "uploaded") -> None:
+    """`title` (with `{count}` and `{size}` filled in), one `  name  size` line per file, and what is left out."""
+    print(title.format(count=len(files), size=_size_text(sum(size for _, size in files))))
+    for name, size in files:
+        print(f"  {name}  {_size_text(size)}")
+    if left_out:
+        print(f"not {verb} (not part of a model repository): {', '.join(left_out)}")
 
 
 def _size_text(size: int) -> str:

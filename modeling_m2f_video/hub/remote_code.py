@@ -1,11 +1,15 @@
 """Remote code: a model folder that transformers loads with `trust_remote_code=True` where m2f-video is not installed.
 
-[`export_hub_folder`] copies a model folder and adds flat copies of this package's modules with rewritten imports,
-plus the `auto_map` / `custom_pipelines` entries of `config.json`. The copies are generated from the installed
-package source at export time, so they cannot drift from it.
+[`export_hub_folder`] copies the model files of a folder (the allow list of `model_files`: config, safetensors
+weights, processor configs, card, evaluation results; never checkpoints, training logs or links) and adds flat
+copies of this package's modules with rewritten imports, plus the `auto_map` / `custom_pipelines` entries of
+`config.json`. The copies are generated from the installed package source at export time, so they cannot drift
+from it. [`plan_hub_export`] computes everything in memory first, which is what `export-hub --dry-run` shows; the
+folder is then written into a temporary sibling and renamed into place in one step.
 """
 
 import ast
+import functools
 import importlib
 import importlib.metadata
 import importlib.util
@@ -13,12 +17,17 @@ import inspect
 import json
 import os
 import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from huggingface_hub import ModelCard
+from transformers.utils import CONFIG_NAME, SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, VIDEO_PROCESSOR_NAME
 
 from ..configuration import Mask2FormerVideoConfig
+from ..conversion.output import check_output_dir, staged_output
 from ..model_cards import (
     PIPELINE_TASK,
     PLACEHOLDER_MODEL_ID,
@@ -27,13 +36,11 @@ from ..model_cards import (
     build_model_card,
     remote_usage_text,
 )
+from .errors import HubError
+from .model_files import ModelFiles, check_regular_file, select_model_files
 
 PACKAGE = "modeling_m2f_video"
-
-
-class HubError(ValueError):
-    """A folder cannot be exported or uploaded as asked; the message says why."""
-
+CARD_NAME = "README.md"
 
 # Package modules exported as remote code, by the name of their flat copy. Modules they import from the package
 # are exported too, under their own last name component.
@@ -64,6 +71,11 @@ def remote_code_sources() -> dict[str, str]:
     return sources
 
 
+def remote_code_file_names() -> set[str]:
+    """The names of the flat remote-code files (`modeling_mask2former_video.py`, ...), without generating them."""
+    return {f"{flat}.py" for flat in _flat_module_names().values()}
+
+
 def _package_version() -> str:
     try:
         return importlib.metadata.version("m2f-video")
@@ -71,8 +83,12 @@ def _package_version() -> str:
         return "unknown"
 
 
-def _flat_module_names() -> dict[str, str]:
-    """Package module -> flat name, for the exported modules and (transitively) the package modules they import."""
+@functools.cache
+def _flat_module_names() -> Mapping[str, str]:
+    """Package module -> flat name, for the exported modules and (transitively) the package modules they import.
+
+    Computed once per process (it parses the installed sources) and read-only.
+    """
     flat_names = {module: flat for flat, module in REMOTE_MODULES.items()}
     pending = list(flat_names)
     while pending:
@@ -83,7 +99,7 @@ def _flat_module_names() -> dict[str, str]:
     clashes = sorted(flat for flat in set(flat_names.values()) if list(flat_names.values()).count(flat) > 1)
     if clashes:
         raise HubError(f"Two package modules would be exported under the same file name: {clashes}")
-    return flat_names
+    return MappingProxyType(flat_names)
 
 
 def _module_source(module: str) -> tuple[str, bool]:
@@ -132,7 +148,7 @@ def _defining_module(module: str, name: str) -> str:
     raise HubError(f"{name} is defined in the package file of {module}; only modules can be exported.")
 
 
-def _rewrite_imports(module: str, flat_names: dict[str, str]) -> str:
+def _rewrite_imports(module: str, flat_names: Mapping[str, str]) -> str:
     """`module`'s source with each package import replaced by relative imports of the flat modules."""
     source, _ = _module_source(module)
     lines = source.splitlines(keepends=True)
@@ -186,6 +202,63 @@ def remote_code_config_entries() -> dict[str, Any]:
     }
 
 
+@dataclass
+class HubExport:
+    """The files of an exported folder, computed before anything is written.
+
+    Attributes:
+        model_dir: the folder exported.
+        files: file name -> its content (generated or rewritten files) or the model file copied as it is.
+        left_out: the top-level entries of `model_dir` that are not exported (see `model_files`).
+    """
+
+    model_dir: Path
+    files: dict[str, bytes | Path]
+    left_out: list[str]
+
+    def sizes(self) -> list[tuple[str, int]]:
+        """(name, size in bytes) of every file, sorted by name."""
+        return [
+            (name, len(content) if isinstance(content, bytes) else content.stat().st_size)
+            for name, content in sorted(self.files.items())
+        ]
+
+    def publish(self, output_dir: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write the files into a temporary sibling of `output_dir`, then rename it into place in one step
+        (replacing an exported folder there with `overwrite`). Returns the output folder."""
+        output_dir = check_export_output(self.model_dir, output_dir, overwrite=overwrite)
+        with staged_output(output_dir, overwrite=overwrite, inputs=[self.model_dir], error=HubError) as staging:
+            for name, content in self.files.items():
+                if isinstance(content, bytes):
+                    (staging / name).write_bytes(content)
+                else:
+                    check_regular_file(content)  # again, right before reading: it may have been replaced by a link
+                    shutil.copyfile(content, staging / name)
+        return output_dir
+
+
+def plan_hub_export(model_dir: str | os.PathLike, *, model_id: str | None = None) -> HubExport:
+    """What [`export_hub_folder`] writes for `model_dir`, computed in memory; nothing is written.
+
+    The model files are copied unchanged, except `config.json` (gains `auto_map` and `custom_pipelines`), the
+    video processor config (gains its `auto_map`; made from the model config when the folder has none) and the
+    model card (gains the remote-code usage; made when the folder has none). The remote-code modules are
+    generated from the installed package (an older copy in `model_dir` is replaced).
+    """
+    selection = select_model_files(model_dir, remote_code_file_names())
+    model_dir = selection.folder
+    config = _check_model_dir(selection)
+    generated_names = remote_code_file_names() | {CONFIG_NAME, VIDEO_PROCESSOR_NAME, CARD_NAME}
+    files: dict[str, bytes | Path] = {
+        name: model_dir / name for name in selection.names if name not in generated_names
+    }
+    files.update({name: source.encode("utf-8") for name, source in remote_code_sources().items()})
+    files[CONFIG_NAME] = _json_bytes({**_read_json(model_dir / CONFIG_NAME), **remote_code_config_entries()})
+    files[VIDEO_PROCESSOR_NAME] = _processor_config(model_dir, config)
+    files[CARD_NAME] = _card_with_remote_usage(model_dir, config, model_id or PLACEHOLDER_MODEL_ID)
+    return HubExport(model_dir=model_dir, files=files, left_out=selection.left_out)
+
+
 def export_hub_folder(
     model_dir: str | os.PathLike,
     output_dir: str | os.PathLike,
@@ -193,70 +266,93 @@ def export_hub_folder(
     model_id: str | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Copy a model folder to `output_dir` and make it loadable with `trust_remote_code=True` without this package.
+    """Export a model folder to `output_dir`, loadable with `trust_remote_code=True` without this package.
 
-    Adds the flat remote-code modules ([`remote_code_sources`]), the `auto_map` and `custom_pipelines` entries of
-    `config.json`, the processor's `auto_map` (a processor config is created from the model config when the folder
-    has none), and the remote-code usage to the model card (a card is created when there is none).
+    Writes the files of [`plan_hub_export`]: the allow-listed model files, the flat remote-code modules
+    ([`remote_code_sources`]), the `auto_map` and `custom_pipelines` entries of `config.json`, the processor's
+    `auto_map` and the remote-code usage in the model card. Training checkpoints, logs and configs are left out
+    and symbolic links refused (see `model_files`).
 
     Args:
         model_dir: a folder written by `save_pretrained` (conversion, training).
         output_dir: the folder to write; must be empty or absent unless `overwrite`.
         model_id: the Hub repository id to use in the card's usage snippets.
-        overwrite: write into a non-empty `output_dir`.
+        overwrite: replace a non-empty `output_dir` (a model folder) as a whole.
 
     Returns:
         The output folder.
+
+    Raises:
+        HubError: the model folder or the output folder is unusable; the message names which and why.
     """
-    model_dir, output_dir = Path(model_dir).resolve(), Path(output_dir).resolve()
-    config = _check_model_dir(model_dir)
+    check_export_output(model_dir, output_dir, overwrite=overwrite)  # before the work, and again when publishing
+    return plan_hub_export(model_dir, model_id=model_id).publish(output_dir, overwrite=overwrite)
+
+
+def check_export_output(model_dir: str | os.PathLike, output_dir: str | os.PathLike, *, overwrite: bool) -> Path:
+    """The resolved `output_dir` if an export of `model_dir` may be written there; `HubError` otherwise."""
+    model_dir, output_dir = Path(model_dir).expanduser().resolve(), Path(output_dir).expanduser().resolve()
     if output_dir == model_dir:
-        raise HubError("The output folder must differ from the model folder.")
-    if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
-        raise HubError(f"{output_dir} is not empty (pass overwrite=True / --overwrite to write into it).")
-    shutil.copytree(model_dir, output_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", ".*"))
-    for name, source in remote_code_sources().items():
-        (output_dir / name).write_text(source, encoding="utf-8")
-    _update_json(output_dir / "config.json", remote_code_config_entries())
-    _write_processor_config(output_dir, config)
-    _add_remote_usage_to_card(output_dir, config, model_dir, model_id or PLACEHOLDER_MODEL_ID)
-    return output_dir
+        raise HubError(f"{output_dir}: the output folder must differ from the model folder")
+    return check_output_dir(output_dir, overwrite=overwrite, inputs=[model_dir], error=HubError)
 
 
-def _check_model_dir(model_dir: Path) -> Mask2FormerVideoConfig:
-    if not (model_dir / "config.json").is_file():
-        raise HubError(f"{model_dir} has no config.json; pass a folder written by save_pretrained.")
-    model_type = json.loads((model_dir / "config.json").read_text(encoding="utf-8")).get("model_type")
+def _check_model_dir(selection: ModelFiles) -> Mask2FormerVideoConfig:
+    """The config of a video model folder with safetensors weights; `HubError` naming what is missing."""
+    model_dir = selection.folder
+    if CONFIG_NAME not in selection.names:
+        raise HubError(f"{model_dir}: no {CONFIG_NAME}; pass a folder written by save_pretrained")
+    model_type = _read_json(model_dir / CONFIG_NAME).get("model_type")
     if model_type != Mask2FormerVideoConfig.model_type:
-        raise HubError(f"{model_dir} holds a {model_type!r} model, not {Mask2FormerVideoConfig.model_type!r}.")
-    return Mask2FormerVideoConfig.from_pretrained(model_dir)
+        raise HubError(f"{model_dir}: holds a {model_type!r} model, not {Mask2FormerVideoConfig.model_type!r}")
+    if SAFE_WEIGHTS_NAME not in selection.names and SAFE_WEIGHTS_INDEX_NAME not in selection.names:
+        raise HubError(
+            f"{model_dir}: no {SAFE_WEIGHTS_NAME} (or sharded safetensors weights); other weight formats are "
+            "pickles and are never exported: save the model with save_pretrained(..., safe_serialization=True)"
+        )
+    try:
+        return Mask2FormerVideoConfig.from_pretrained(model_dir)
+    except (OSError, TypeError, ValueError) as error:
+        raise HubError(f"{model_dir / CONFIG_NAME}: not a loadable config: {error}") from None
 
 
-def _update_json(path: Path, entries: dict[str, Any]) -> None:
-    content = json.loads(path.read_text(encoding="utf-8"))
-    content.update(entries)
-    path.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object read from one of the model files; `HubError` naming the file when it is not one."""
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise HubError(f"{path}: not valid JSON: {error}") from None
+    if not isinstance(content, dict):
+        raise HubError(f"{path}: expected a JSON object, found {type(content).__name__}")
+    return content
 
 
-def _write_processor_config(output_dir: Path, config: Mask2FormerVideoConfig) -> None:
-    """Give the processor config the remote-code `auto_map`, creating it from the model config if missing."""
-    from transformers.utils import VIDEO_PROCESSOR_NAME
+def _json_bytes(content: dict[str, Any]) -> bytes:
+    return (json.dumps(content, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
+
+def _processor_config(model_dir: Path, config: Mask2FormerVideoConfig) -> bytes:
+    """The video processor config with the remote-code `auto_map`, made from the model config if missing."""
     from ..processing.video_processing_m2f_video import Mask2FormerVideoProcessor
 
-    path = output_dir / VIDEO_PROCESSOR_NAME
-    if not path.is_file():
-        Mask2FormerVideoProcessor.from_model_config(config).save_pretrained(output_dir)
-    _update_json(path, {"auto_map": {"AutoVideoProcessor": _class_ref(Mask2FormerVideoProcessor)}})
-
-
-def _add_remote_usage_to_card(
-    output_dir: Path, config: Mask2FormerVideoConfig, model_dir: Path, model_id: str
-) -> None:
-    """Put the remote-code usage into the card (at its marker, or at the end) and tag it `custom_code`."""
-    path = output_dir / "README.md"
+    path = model_dir / VIDEO_PROCESSOR_NAME
     if path.is_file():
-        card = ModelCard.load(path)
+        content = _read_json(path)
+    else:
+        content = json.loads(Mask2FormerVideoProcessor.from_model_config(config).to_json_string())
+    content["auto_map"] = {"AutoVideoProcessor": _class_ref(Mask2FormerVideoProcessor)}
+    return _json_bytes(content)
+
+
+def _card_with_remote_usage(model_dir: Path, config: Mask2FormerVideoConfig, model_id: str) -> bytes:
+    """The model card with the remote-code usage (at its marker, or at the end), tagged `custom_code`; a new card
+    when the folder has none."""
+    path = model_dir / CARD_NAME
+    if path.is_file():
+        try:
+            card = ModelCard.load(path)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise HubError(f"{path}: not a readable model card: {error}") from None
     else:
         card = build_model_card(config, how_made=f"Exported from the model folder `{model_dir.name}`.")
     text = card.text.replace(PLACEHOLDER_MODEL_ID, model_id)
@@ -267,4 +363,4 @@ def _add_remote_usage_to_card(
         text = text.rstrip("\n") + "\n\n## Usage without m2f-video\n\n" + remote_usage + "\n"
     card.text = text
     card.data.tags = list(dict.fromkeys([*(card.data.tags or []), REMOTE_CODE_TAG]))
-    card.save(path)
+    return str(card).encode("utf-8")

@@ -1,17 +1,25 @@
 """Upload: [`upload_plan`] lists what would be uploaded, [`push_folder`] creates the repository (private by default)
-and uploads the folder."""
+and uploads exactly those files.
+
+Only the model files of the folder are uploaded (the allow list of `model_files`: config, safetensors weights,
+processor configs, card, evaluation results, this package's remote-code modules); checkpoints, training logs and
+configs, caches and hidden files are left out, and a symbolic link among the model files is refused. The files
+go up as one commit of explicitly listed files, so that what `--dry-run` shows is what is uploaded.
+"""
 
 import json
 import os
 import re
 from pathlib import Path
 
-from huggingface_hub import HfApi
-from huggingface_hub.utils import filter_repo_objects, validate_repo_id
+from huggingface_hub import CommitOperationAdd, HfApi
+from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError
+from huggingface_hub.utils import validate_repo_id
 
-from .remote_code import HubError
+from .errors import HubError
+from .model_files import MODEL_FILES, ModelFiles, check_regular_file, select_model_files
+from .remote_code import remote_code_file_names
 
-UPLOAD_IGNORE_PATTERNS = ["*__pycache__*", "*.pyc", ".git/*", ".cache/*", ".*"]
 REPO_ID_PATTERN = re.compile(r"[^/]+/[^/]+")
 
 
@@ -23,30 +31,47 @@ def check_repo_id(repo_id: str) -> str:
     return repo_id
 
 
-def upload_plan(folder: str | os.PathLike) -> list[tuple[str, int]]:
-    """(path relative to `folder`, size in bytes) of every file [`push_folder`] uploads, sorted by path."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise HubError(f"{folder} is not a folder.")
-    paths = sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
-    selected = list(filter_repo_objects(paths, ignore_patterns=UPLOAD_IGNORE_PATTERNS))
-    if not selected:
-        raise HubError(f"{folder} has no files to upload.")
-    return [(path, (folder / path).stat().st_size) for path in selected]
+def upload_plan(folder: str | os.PathLike) -> ModelFiles:
+    """The files of `folder` that [`push_folder`] uploads (with their sizes) and the entries it leaves out.
+
+    Raises:
+        HubError: `folder` is not a folder, has no model file, or a model file is a symbolic link.
+    """
+    plan = select_model_files(folder, remote_code_file_names())
+    if not plan.files:
+        raise HubError(f"{plan.folder}: no model files to upload (expected {', '.join(MODEL_FILES)}, ...)")
+    return plan
 
 
 def folder_warnings(folder: str | os.PathLike) -> list[str]:
-    """What a model repository made from `folder` would lack (model card, remote code)."""
+    """What a model repository made from `folder` would lack (model card, config, complete remote code)."""
     folder = Path(folder)
+    uploaded = set(upload_plan(folder).names)
     warnings = []
-    if not (folder / "README.md").is_file():
+    if "README.md" not in uploaded:
         warnings.append("no README.md: the repository will have no model card")
-    config_path = folder / "config.json"
-    if not config_path.is_file():
-        warnings.append("no config.json: transformers cannot load this folder")
-    elif "auto_map" not in json.loads(config_path.read_text(encoding="utf-8")):
+    if "config.json" not in uploaded:
+        return [*warnings, "no config.json: transformers cannot load this folder"]
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return [*warnings, "config.json is not valid JSON: transformers cannot load this folder"]
+    if "auto_map" not in config:
         warnings.append("no auto_map in config.json: it loads only where m2f-video is installed (see export-hub)")
+    missing = sorted(name for name in _remote_code_modules(config) if name not in uploaded)
+    if missing:
+        warnings.append(
+            f"config.json names remote code that is not uploaded ({', '.join(missing)}): export the model folder "
+            "again with this version's `m2f-video export-hub`"
+        )
     return warnings
+
+
+def _remote_code_modules(config: dict) -> set[str]:
+    """The `.py` files named by the `auto_map` and `custom_pipelines` class references of a config."""
+    references = list((config.get("auto_map") or {}).values())
+    references += [task.get("impl", "") for task in (config.get("custom_pipelines") or {}).values()]
+    return {f"{reference.rpartition('.')[0]}.py" for reference in references if isinstance(reference, str)}
 
 
 def push_folder(
@@ -57,19 +82,25 @@ def push_folder(
     token: str | None = None,
     commit_message: str = "Upload Mask2Former video model",
 ) -> str:
-    """Create the model repository `repo_id` if needed (private by default) and upload `folder` into it.
+    """Create the model repository `repo_id` if needed (private by default) and upload the files of
+    [`upload_plan`] into it, as one commit.
 
     An existing repository keeps its visibility. Returns the URL of the commit.
+
+    Raises:
+        HubError: the folder cannot be uploaded (see [`upload_plan`]), or the Hub refused the token or the upload.
     """
     check_repo_id(repo_id)
-    upload_plan(folder)  # fails early on a missing or empty folder
+    plan = upload_plan(folder)
+    operations = []
+    for name in plan.names:
+        path = plan.folder / name
+        check_regular_file(path)  # again, right before reading: it may have been replaced by a link
+        operations.append(CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(path)))
     api = HfApi(token=token)
-    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-    commit = api.upload_folder(
-        folder_path=str(folder),
-        repo_id=repo_id,
-        repo_type="model",
-        ignore_patterns=UPLOAD_IGNORE_PATTERNS,
-        commit_message=commit_message,
-    )
+    try:
+        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        commit = api.create_commit(repo_id, operations, commit_message=commit_message, repo_type="model")
+    except (HfHubHTTPError, LocalTokenNotFoundError) as error:
+        raise HubError(f"{repo_id}: the Hub refused the upload: {str(error).splitlines()[0]}") from None
     return str(commit)
