@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "modeling_m2f_video.commands.evaluate",
     "modeling_m2f_video.commands.hub",
     "modeling_m2f_video.commands.train",
+    "modeling_m2f_video.commands.app",
 )
 
 

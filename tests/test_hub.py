@@ -356,6 +356,10 @@ def test_export_hub_command(model_dir, tmp_path, capsys):
     assert main(["export-hub", str(model_dir), "--output", str(tmp_path / "out"), "--repo-id", "org/tiny"]) == 0
     assert "modeling_mask2former_video.py" in capsys.readouterr().out
     assert '"org/tiny"' in (tmp_path / "out" / "README.md").read_text()
+    # The export is also a Hub Space (app.py + requirements.txt), and push uploads those files too.
+    assert {"app.py", "requirements.txt"} <= {path.name for path in (tmp_path / "out").iterdir()}
+    assert main(["push", str(tmp_path / "out"), "--repo-id", "org/tiny", "--dry-run"]) == 0
+    assert {"app.py", "requirements.txt"} <= listed_files(capsys.readouterr().out)
     assert main(["export-hub", str(model_dir), "--output", str(tmp_path / "out")]) == 2
     assert one_line_error(capsys) == f"{tmp_path / 'out'}: the folder is not empty (pass --overwrite to replace it)"
 

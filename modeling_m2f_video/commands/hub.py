@@ -77,15 +77,20 @@ def run_export(args: argparse.Namespace) -> int:
     _print_files(f"{verb} {{count}} files ({{size}}) to {output}:", export.sizes(), export.left_out, "exported")
     if args.dry_run:
         return 0
-    print(f"exported to {export.publish(output, overwrite=args.overwrite)}")
+    published = export.publish(output, overwrite=args.overwrite)
+    print(f"exported to {published}")
+    from modeling_m2f_video.app.space import write_space_files
+
+    print(f"space files: {', '.join(path.name for path in write_space_files(published))}")
     return 0
 
 
 def run_push(args: argparse.Namespace) -> int:
     """Print the upload plan; unless `--dry-run`, create the repository and upload."""
+    from modeling_m2f_video.app.space import space_file_names
     from modeling_m2f_video.hub import folder_warnings, push_folder, upload_plan
 
-    plan = upload_plan(args.folder)
+    plan = upload_plan(args.folder, space_file_names())
     visibility = "public" if args.public else "private"
     verb = "would upload" if args.dry_run else "uploading"
     _print_files(f"{verb} {{count}} files ({{size}}) to {args.repo_id} ({visibility}):", plan.files, plan.left_out)
@@ -94,7 +99,12 @@ def run_push(args: argparse.Namespace) -> int:
     if args.dry_run:
         return 0
     commit = push_folder(
-        args.folder, args.repo_id, private=not args.public, token=args.token, commit_message=args.commit_message
+        args.folder,
+        args.repo_id,
+        private=not args.public,
+        token=args.token,
+        commit_message=args.commit_message,
+        extra_names=space_file_names(),
     )
     print(f"uploaded: {commit}")
     return 0

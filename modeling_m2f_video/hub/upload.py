@@ -10,6 +10,7 @@ go up as one commit of explicitly listed files, so that what `--dry-run` shows i
 import json
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, HfApi
@@ -31,13 +32,15 @@ def check_repo_id(repo_id: str) -> str:
     return repo_id
 
 
-def upload_plan(folder: str | os.PathLike) -> ModelFiles:
+def upload_plan(folder: str | os.PathLike, extra_names: Iterable[str] = ()) -> ModelFiles:
     """The files of `folder` that [`push_folder`] uploads (with their sizes) and the entries it leaves out.
+
+    `extra_names` are further top-level files to let through, e.g. the Space files of `app.space`.
 
     Raises:
         HubError: `folder` is not a folder, has no model file, or a model file is a symbolic link.
     """
-    plan = select_model_files(folder, remote_code_file_names())
+    plan = select_model_files(folder, remote_code_file_names() | set(extra_names))
     if not plan.files:
         raise HubError(f"{plan.folder}: no model files to upload (expected {', '.join(MODEL_FILES)}, ...)")
     return plan
@@ -81,6 +84,7 @@ def push_folder(
     private: bool = True,
     token: str | None = None,
     commit_message: str = "Upload Mask2Former video model",
+    extra_names: Iterable[str] = (),
 ) -> str:
     """Create the model repository `repo_id` if needed (private by default) and upload the files of
     [`upload_plan`] into it, as one commit.
@@ -91,7 +95,7 @@ def push_folder(
         HubError: the folder cannot be uploaded (see [`upload_plan`]), or the Hub refused the token or the upload.
     """
     check_repo_id(repo_id)
-    plan = upload_plan(folder)
+    plan = upload_plan(folder, extra_names)
     operations = []
     for name in plan.names:
         path = plan.folder / name
