@@ -1,267 +1,311 @@
-"""Peak memory and time of whole-video vs clip-by-clip inference as videos get longer, and their agreement.
+"""Long videos: ground-truth AP and identity by length for whole-video, clip-by-clip and online inference.
 
-For each length, a synthetic video is generated once and segmented in a fresh process per mode, so that each
-peak-memory reading (the process's peak resident set size, minus its size just before inference) belongs to
-one run:
-- `whole`: the whole video at once, as the official code does;
-- `whole-chunked`: the same, with the backbone and pixel decoder run 8 frames at a time (`frame_chunk_size`);
-- `clip`: clip by clip (`--clip-length` frames per window, `--clip-overlap` shared).
-Agreement: mask AP (the project's YouTube-VIS metric) of the clip-by-clip instances, taking the whole-video
-instances that score above `--reference-threshold` as the ground truth.
+For each length, bounded-motion synthetic videos (`generate_video(..., motion="bounded")`: objects bounce, their
+sizes oscillate within the training range, they leave, come back and disappear for a while, so that a long video
+stays in the distribution of a short one) are written as MP4 files, `--frames-per-length` frames' worth of them,
+and segmented by each mode in a fresh process per (length, mode), so that each peak-memory reading belongs to
+one mode:
 
-    python benchmarks/bench_long_video.py --model demo --lengths 50,100,250,500,1000
+- `whole`: all frames at once (`segment_video(mode="whole")`), as the official code does, up to `--whole-max-frames`;
+- `clip`: clip by clip (`segment_video(mode="clip")`, windows of `--clip-length` frames sharing `--clip-overlap`);
+- `online`: the file read as a stream (`online.stream_frames`) through `online.segment_stream` (windows of
+  `--window` frames sharing `--window-overlap`, each frame handed out at most `--window` frames after it arrives).
 
-Without `--model`, the demo model is used if it is installed, else a tiny random model (its instances are
-noise, so its agreement numbers say little). Writes a Markdown table to `--output`.
+Scores, against the generated ground truth:
+- AP and AP50: the project's YouTube-VIS metric over the videos of one length. The online mode's records are its
+  tracks (`online.TrackRecords`): the frames each was handed out in, the class with the highest summed score, the
+  mean score;
+- identity: HOTA, its association accuracy AssA, identity switches (CLEAR's IDSW) and IDF1, from the `trackeval`
+  package (class-agnostic, on frame-by-frame mask IoU), of the instances scoring above `--track-score` (for the
+  online mode: as handed out, frame by frame);
+- time: milliseconds per frame, from the video file to the result records (decoding and mask encoding included);
+- memory: the peak resident set size during the videos minus the size before the first (model loaded).
+
+    pip install trackeval
+    python benchmarks/bench_long_video.py --lengths 64,128,256,512,1024 --output long_video.md
+
+Writes a Markdown table to `--output` and every number to `--output-json`; `--work` keeps the videos and each
+run's records, so that an interrupted sweep resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
-MODES = ("whole", "whole-chunked", "clip")
-SEGMENT_FRAMES = 250
+import numpy as np
+from benchmark_utils import current_rss_bytes, machine_info, markdown_table, peak_rss_bytes, reset_peak_rss
+
+MODES = ("whole", "clip", "online")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", help="model folder or 'demo' (default: demo if installed, else a tiny random one)")
-    parser.add_argument("--lengths", default="25,50,100,250,500,1000", help="comma-separated frame counts")
+    parser.add_argument("--model", default="demo", help="model folder or 'demo' (default)")
+    parser.add_argument("--lengths", default="64,128,256,512,1024", help="comma-separated frame counts")
+    parser.add_argument("--frames-per-length", type=int, default=4096, help="videos of each length: this / length")
+    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, of {', '.join(MODES)}")
+    parser.add_argument("--whole-max-frames", type=int, default=1024, help="longest video the whole mode is run on")
     parser.add_argument("--height", type=int, default=96, help="frame height of the generated videos")
     parser.add_argument("--width", type=int, default=128, help="frame width of the generated videos")
-    parser.add_argument("--shortest-edge", type=int, default=96, help="processor resize (shortest side)")
+    parser.add_argument("--max-objects", type=int, default=4, help="objects per video (at most)")
+    parser.add_argument("--seed", type=int, default=2026, help="synthetic seed (the demo model never saw it)")
     parser.add_argument("--clip-length", type=int, default=32)
     parser.add_argument("--clip-overlap", type=int, default=8)
-    parser.add_argument("--reference-threshold", type=float, default=0.5)
+    parser.add_argument("--window", type=int, default=8, help="online window (frames)")
+    parser.add_argument("--window-overlap", type=int, default=2, help="online window overlap (frames)")
+    parser.add_argument("--track-score", type=float, default=0.5, help="score above which instances are tracks")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
-    parser.add_argument("--timeout", type=float, default=1800, help="seconds before a run counts as failed")
-    parser.add_argument("--output", default="docs/fragments/long_video_results.md")
-    parser.add_argument("--work", help="folder for videos and predictions (default: a temporary one)")
-    parser.add_argument("--child", nargs=3, metavar=("MODE", "VIDEO_NPY", "RESULT_JSON"), help=argparse.SUPPRESS)
-    parser.add_argument("--model-path", help=argparse.SUPPRESS)
+    parser.add_argument("--output", default="long_video_results.md", help="Markdown table")
+    parser.add_argument("--output-json", help="every number as JSON (default: --output with .json)")
+    parser.add_argument("--work", help="folder for videos and records (default: a temporary one)")
+    parser.add_argument("--worker", nargs=3, metavar=("MODE", "VIDEO_LIST", "RESULT"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
+
+
+# ----------------------------------------------------------------------------------------------- the videos
+
+
+def write_videos(work: Path, length: int, args: argparse.Namespace, num_classes: int) -> Path:
+    """Generate the videos of one length as MP4 files and their YouTube-VIS ground truth; returns the JSON's path."""
+    from modeling_m2f_video.processing.synthetic import generate_video, video_annotations, ytvis_categories
+    from modeling_m2f_video.processing.video_io import write_video
+
+    folder = work / f"videos_{length}"
+    ground_truth_path = folder / "instances.json"
+    if ground_truth_path.is_file():
+        return ground_truth_path
+    folder.mkdir(parents=True, exist_ok=True)
+    ground_truth = {"videos": [], "categories": ytvis_categories(num_classes), "annotations": []}
+    for index in range(max(1, args.frames_per_length // length)):
+        video = generate_video(
+            index,
+            seed=args.seed + length,
+            num_frames=length,
+            height=args.height,
+            width=args.width,
+            num_classes=num_classes,
+            max_objects=args.max_objects,
+            motion="bounded",
+        )
+        file = write_video(folder / f"{video.name}.mp4", video.frames)
+        entry = {"id": index + 1, "height": args.height, "width": args.width, "length": length, "file": file.name}
+        ground_truth["videos"].append(entry)
+        annotations = video_annotations(video, index + 1, first_annotation_id=len(ground_truth["annotations"]) + 1)
+        ground_truth["annotations"] += annotations
+    ground_truth_path.write_text(json.dumps(ground_truth))
+    return ground_truth_path
 
 
 # ----------------------------------------------------------------------------------------------- one run
 
 
-def _rss_mb(field: str) -> float:
-    """A memory field of /proc/self/status (VmRSS, VmHWM) in MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def run_child(args: argparse.Namespace) -> None:
-    """Segment one video in one mode; write time, memory and the YouTube-VIS records to a JSON file."""
-    import numpy as np
+def run_worker(args: argparse.Namespace) -> None:
+    """Segment every video of one length in one mode; write records, tracks, time and memory to a JSON file."""
     import torch
-    from transformers import pipeline
 
-    import modeling_m2f_video  # noqa: F401  (registers the Auto classes)
-    from modeling_m2f_video.batch_prediction import to_records
-    from modeling_m2f_video.pipeline_video_instance_segmentation import TASK
+    from modeling_m2f_video import Mask2FormerVideoForVideoInstanceSegmentation
+    from modeling_m2f_video.demo import resolve_model_path
     from modeling_m2f_video.processing.video_processing_m2f_video import Mask2FormerVideoProcessor
-    from modeling_m2f_video.registration import register
 
-    mode, video_path, result_path = args.child
+    mode, ground_truth_path, result_path = args.worker
     torch.set_num_threads(args.threads)
-    register()
-    processor = Mask2FormerVideoProcessor.from_pretrained(
-        args.model_path, size={"shortest_edge": args.shortest_edge, "longest_edge": 1333}
-    )
-    segmenter = pipeline(TASK, model=args.model_path, video_processor=processor, device="cpu")
-    frames = np.load(video_path)
-    options = {"mode": "clip" if mode == "clip" else "whole", "return_rle": True, "top_k": 10}
-    options.update(clip_length=args.clip_length, clip_overlap=args.clip_overlap)
-    if mode == "whole-chunked":
-        options["frame_chunk_size"] = 8
-    before = _rss_mb("VmRSS")
-    start = time.perf_counter()
-    instances = segmenter(frames, **options)
-    seconds = time.perf_counter() - start
-    peak = max(_rss_mb("VmHWM"), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    result = {"seconds": seconds, "peak_mb": peak - before, "records": to_records(0, instances)}
+    model_path = resolve_model_path(args.model)
+    model = Mask2FormerVideoForVideoInstanceSegmentation.from_pretrained(model_path).eval()
+    processor = Mask2FormerVideoProcessor.from_pretrained(model_path)
+    ground_truth = json.loads(Path(ground_truth_path).read_text())
+    segment = {"whole": _segment_whole_or_clip, "clip": _segment_whole_or_clip, "online": _segment_online}[mode]
+    records, tracks, seconds, frames = [], [], 0.0, 0
+    before = current_rss_bytes()
+    reset_peak_rss()
+    for video in ground_truth["videos"]:
+        path = Path(ground_truth_path).parent / video["file"]
+        start = time.perf_counter()
+        video_records, video_tracks = segment(model, processor, path, video["id"], mode, args)
+        seconds += time.perf_counter() - start
+        frames += video["length"]
+        records += video_records
+        tracks += video_tracks
+    result = {
+        "ms_per_frame": 1000 * seconds / frames,
+        "peak_mb": (peak_rss_bytes() - before) / 2**20,
+        "records": records,
+        "tracks": tracks,
+    }
     Path(result_path).write_text(json.dumps(result))
+
+
+def _segment_whole_or_clip(model, processor, path: Path, video_id: int, mode: str, args) -> tuple[list, list]:
+    """YouTube-VIS records of one video, and the per-frame RLEs of the instances scoring above --track-score."""
+    from modeling_m2f_video.inference.segment import segment_video
+
+    instances = segment_video(
+        model, processor, path, mode=mode, clip_length=args.clip_length, clip_overlap=args.clip_overlap
+    )
+    records = instances.to_records(video_id)
+    tracks = [_track(video_id, record["segmentations"]) for record in records if record["score"] > args.track_score]
+    return records, tracks
+
+
+def _segment_online(model, processor, path: Path, video_id: int, mode: str, args) -> tuple[list, list]:
+    """The online mode's tracks as records (every track, `online.TrackRecords`) and as handed out above
+    --track-score."""
+    from modeling_m2f_video.inference.online import TrackRecords, segment_stream, stream_frames
+
+    every, shown = TrackRecords(), TrackRecords()
+    stream = segment_stream(
+        model, processor, stream_frames(path), window=args.window, overlap=args.window_overlap, threshold=0.0
+    )
+    for instances in stream:
+        every.add(instances)
+        shown.add(instances.above(args.track_score))
+    return every.records(video_id), [_track(video_id, r["segmentations"]) for r in shown.records(video_id)]
+
+
+def _track(video_id: int, segmentations: list[dict | None]) -> dict:
+    return {"video_id": video_id, "segmentations": segmentations}
+
+
+# ----------------------------------------------------------------------------------------------- scores
+
+
+def identity_scores(ground_truth: dict, tracks: list[dict]) -> dict[str, float]:
+    """HOTA, DetA, AssA, IDSW and IDF1 (trackeval, class-agnostic, mask IoU) of the tracks over all videos."""
+    from trackeval.metrics import CLEAR, HOTA, Identity
+
+    metrics = {"HOTA": HOTA(), "CLEAR": CLEAR({"PRINT_CONFIG": False}), "Identity": Identity({"PRINT_CONFIG": False})}
+    per_video = defaultdict(dict)
+    for video in ground_truth["videos"]:
+        data = tracking_data(ground_truth, tracks, video)
+        for name, metric in metrics.items():
+            per_video[name][video["id"]] = metric.eval_sequence(data)
+    combined = {name: metric.combine_sequences(per_video[name]) for name, metric in metrics.items()}
+    return {
+        "HOTA": float(np.mean(combined["HOTA"]["HOTA"])),
+        "DetA": float(np.mean(combined["HOTA"]["DetA"])),
+        "AssA": float(np.mean(combined["HOTA"]["AssA"])),
+        "IDSW": int(combined["CLEAR"]["IDSW"]),
+        "IDF1": float(combined["Identity"]["IDF1"]),
+    }
+
+
+def tracking_data(ground_truth: dict, tracks: list[dict], video: dict) -> dict:
+    """trackeval's per-sequence input for one video: ids present and their mask IoU, frame by frame."""
+    from pycocotools import mask as mask_utils
+
+    gt_tracks = [a["segmentations"] for a in ground_truth["annotations"] if a["video_id"] == video["id"]]
+    predicted = [t["segmentations"] for t in tracks if t["video_id"] == video["id"]]
+    data = {"num_timesteps": video["length"], "num_gt_ids": len(gt_tracks), "num_tracker_ids": len(predicted)}
+    data.update(gt_ids=[], tracker_ids=[], similarity_scores=[])
+    for t in range(video["length"]):
+        gt_ids = [i for i, segmentations in enumerate(gt_tracks) if segmentations[t] is not None]
+        tracker_ids = [i for i, segmentations in enumerate(predicted) if segmentations[t] is not None]
+        gt_rles = [gt_tracks[i][t] for i in gt_ids]
+        tracker_rles = [predicted[i][t] for i in tracker_ids]
+        iou = mask_utils.iou(gt_rles, tracker_rles, [0] * len(tracker_rles)) if gt_ids and tracker_ids else []
+        data["gt_ids"].append(np.array(gt_ids, dtype=int))
+        data["tracker_ids"].append(np.array(tracker_ids, dtype=int))
+        data["similarity_scores"].append(np.asarray(iou, dtype=float).reshape(len(gt_ids), len(tracker_ids)))
+    data["num_gt_dets"] = sum(len(ids) for ids in data["gt_ids"])
+    data["num_tracker_dets"] = sum(len(ids) for ids in data["tracker_ids"])
+    return data
+
+
+def score_run(ground_truth: dict, run: dict) -> dict:
+    """AP / AP50 against the ground truth, the identity scores, time and memory of one (length, mode) run."""
+    from modeling_m2f_video.evaluation.metric import evaluate_ytvis
+
+    stats = evaluate_ytvis(ground_truth, run["records"]).stats
+    scores = {"AP": stats["AP"], "AP50": stats["AP50"], **identity_scores(ground_truth, run["tracks"])}
+    return {**scores, "ms_per_frame": run["ms_per_frame"], "peak_mb": run["peak_mb"]}
 
 
 # ----------------------------------------------------------------------------------------------- the sweep
 
 
-def resolve_benchmark_model(name: str | None, work: Path) -> tuple[str, str]:
-    """(model folder, description): the given model, the demo model if installed, or a tiny random one."""
-    from modeling_m2f_video.demo import DEMO_MODEL_DIR, resolve_model_path
+def run_one(args: argparse.Namespace, mode: str, ground_truth_path: Path, result: Path) -> dict:
+    """One (length, mode) in a fresh process: its result, or the reason it failed (reused if already in --work)."""
+    import subprocess
 
-    if name is not None:
-        return resolve_model_path(name), name
-    if (DEMO_MODEL_DIR / "config.json").is_file():
-        return str(DEMO_MODEL_DIR), "demo"
-    return str(save_tiny_random_model(work / "tiny_model")), "tiny random (ResNet, 6 queries, 3 classes)"
-
-
-def save_tiny_random_model(folder: Path) -> Path:
-    """A randomly initialised tiny video Mask2Former and its processor, saved to `folder`."""
-    import torch
-
-    from modeling_m2f_video import Mask2FormerVideoForVideoInstanceSegmentation
-    from modeling_m2f_video.configuration import Mask2FormerVideoConfig
-    from modeling_m2f_video.processing.video_processing_m2f_video import Mask2FormerVideoProcessor
-
-    torch.manual_seed(0)
-    config = Mask2FormerVideoConfig.tiny()
-    Mask2FormerVideoForVideoInstanceSegmentation(config).eval().save_pretrained(folder)
-    Mask2FormerVideoProcessor.from_model_config(config).save_pretrained(folder)
-    return folder
-
-
-def generate(work: Path, length: int, args: argparse.Namespace, num_classes: int) -> Path:
-    """The synthetic video of `length` frames, saved as a (T, H, W, 3) uint8 .npy file."""
-    import numpy as np
-
-    from modeling_m2f_video.processing.synthetic import generate_video
-
-    path = work / f"video_{length}.npy"
-    if not path.exists():
-        video = generate_video(
-            0, seed=7, num_frames=length, height=args.height, width=args.width, num_classes=num_classes
-        )
-        np.save(path, video.frames)
-    return path
-
-
-def run_one(args: argparse.Namespace, model: str, mode: str, video: Path, result: Path) -> dict:
-    """One measurement in a fresh process: its JSON result, or the reason it failed (reused if already in --work)."""
     if result.is_file():
         return json.loads(result.read_text())
-    command = [sys.executable, __file__, "--child", mode, str(video), str(result), "--model-path", model]
-    for option in ("shortest_edge", "clip_length", "clip_overlap", "threads"):
+    command = [sys.executable, __file__, "--worker", mode, str(ground_truth_path), str(result)]
+    for option in ("model", "clip_length", "clip_overlap", "window", "window_overlap", "track_score", "threads"):
         command += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
-    try:
-        completed = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timeout ({args.timeout:.0f} s)"}
+    completed = subprocess.run(command, capture_output=True, text=True)
     if completed.returncode != 0:
         return {"error": f"failed (exit {completed.returncode}): {completed.stderr.strip().splitlines()[-1:]}"}
     return json.loads(result.read_text())
 
 
-def agreement(reference: dict, clip: dict, length: int, args: argparse.Namespace, num_classes: int) -> dict | None:
-    """Mask AP / AP50 / AP75 of the clip-by-clip records against the confident whole-video records."""
-    from modeling_m2f_video.evaluation.metric import evaluate_ytvis
-
-    kept = [r for r in reference["records"] if r["score"] > args.reference_threshold]
-    if not kept:
-        return None
-    segments = range(0, length, SEGMENT_FRAMES)
-    ground_truth = {
-        "videos": [
-            {"id": i, "height": args.height, "width": args.width, "length": min(SEGMENT_FRAMES, length - start)}
-            for i, start in enumerate(segments)
-        ],
-        "categories": [{"id": i + 1, "name": str(i)} for i in range(num_classes)],
-        "annotations": [
-            {"id": i + 1, "iscrowd": 0, "height": args.height, "width": args.width, **_without_score(record)}
-            for i, record in enumerate(_split_tracks(kept, segments))
-        ],
-    }
-    stats = evaluate_ytvis(ground_truth, _split_tracks(clip["records"], segments)).stats
-    return {"AP": stats["AP"], "AP50": stats["AP50"], "AP75": stats["AP75"], "references": len(kept)}
-
-
-def _without_score(record: dict) -> dict:
-    return {key: value for key, value in record.items() if key != "score"}
-
-
-def _split_tracks(records: list[dict], segments: range) -> list[dict]:
-    """Records cut into segments of at most SEGMENT_FRAMES frames, segment i becoming video i; empty parts dropped.
-
-    pycocotools' `area` fails on more than 255 masks at once under numpy 2, which the metric hits on longer
-    tracks, so long videos are scored as consecutive segments (one segment below that length).
-    """
-    parts = []
-    for record in records:
-        for index, start in enumerate(segments):
-            segmentations = record["segmentations"][start : start + segments.step]
-            if any(rle is not None for rle in segmentations):
-                parts.append({**record, "video_id": index, "segmentations": segmentations})
-    return parts
-
-
-def sweep(args: argparse.Namespace) -> str:
-    """Run every (length, mode) and return the Markdown report."""
-    from transformers import AutoConfig
-
-    import modeling_m2f_video  # noqa: F401
+def sweep(args: argparse.Namespace) -> list[dict]:
+    """Every (length, mode): its scores, or why it did not run."""
+    from modeling_m2f_video import Mask2FormerVideoConfig
+    from modeling_m2f_video.demo import resolve_model_path
 
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_long_video_"))
-    work.mkdir(parents=True, exist_ok=True)
-    model, model_name = resolve_benchmark_model(args.model, work)
-    num_classes = AutoConfig.from_pretrained(model).num_labels
+    num_classes = Mask2FormerVideoConfig.from_pretrained(resolve_model_path(args.model)).num_labels
     rows = []
     for length in (int(value) for value in args.lengths.split(",")):
-        video = generate(work, length, args, num_classes)
-        runs = {mode: run_one(args, model, mode, video, work / f"{mode}_{length}.json") for mode in MODES}
-        agree = None
-        if "error" not in runs["whole"] and "error" not in runs["clip"]:
-            agree = agreement(runs["whole"], runs["clip"], length, args, num_classes)
-        rows.append((length, runs, agree))
-        print(_row(length, runs, agree), flush=True)
-    return _report(args, model_name, rows)
+        ground_truth_path = write_videos(work, length, args, num_classes)
+        ground_truth = json.loads(ground_truth_path.read_text())
+        for mode in args.modes.split(","):
+            row = {"frames": length, "mode": mode, "videos": len(ground_truth["videos"])}
+            row["objects"] = len(ground_truth["annotations"])
+            if mode == "whole" and length > args.whole_max_frames:
+                rows.append({**row, "error": f"not run (> {args.whole_max_frames} frames)"})
+                continue
+            run = run_one(args, mode, ground_truth_path, work / f"{mode}_{length}.json")
+            rows.append({**row, **(run if "error" in run else score_run(ground_truth, run))})
+            print(" | ".join(format_row(rows[-1])), flush=True)
+    return rows
 
 
-def _cell(run: dict) -> str:
-    if "error" in run:
-        return run["error"]
-    return f"{run['peak_mb']:.0f} MiB, {run['seconds']:.1f} s"
+HEADER = ("frames", "videos (objects)", "mode", "AP", "AP50", "HOTA", "AssA", "IDSW", "IDF1", "ms / frame", "peak MiB")
 
 
-def _agreement_cell(agree: dict | None) -> str:
-    if agree is None:
-        return "n/a"
-    return f"{agree['AP']:.3f} / {agree['AP50']:.3f} / {agree['AP75']:.3f} ({agree['references']})"
+def format_row(row: dict) -> list[str]:
+    """One table row."""
+    cells = [str(row["frames"]), f"{row['videos']} ({row['objects']})", row["mode"]]
+    if "error" in row:
+        return cells + [row["error"]] + [""] * (len(HEADER) - 4)
+    cells += [f"{row[key]:.3f}" for key in ("AP", "AP50", "HOTA", "AssA")]
+    return cells + [str(row["IDSW"]), f"{row['IDF1']:.3f}", f"{row['ms_per_frame']:.1f}", f"{row['peak_mb']:.0f}"]
 
 
-def _row(length: int, runs: dict, agree: dict | None) -> str:
-    return f"| {length} | " + " | ".join(_cell(runs[mode]) for mode in MODES) + f" | {_agreement_cell(agree)} |"
-
-
-def _report(args: argparse.Namespace, model_name: str, rows: list) -> str:
-    header = [
-        "## Long videos: measured memory and time",
-        "",
-        f"Synthetic videos of {args.height}x{args.width} (resized to shortest side {args.shortest_edge}), model: "
-        f"{model_name}, CPU, {args.threads} torch thread(s), each run in a fresh process. Memory is the peak "
-        "resident set size during inference minus the size just before it (model and frames already loaded). "
-        f"Clip-by-clip: windows of {args.clip_length} frames overlapping by {args.clip_overlap}. Agreement: mask "
-        "AP / AP50 / AP75 of the clip-by-clip instances against the whole-video instances scoring above "
-        f"{args.reference_threshold} (their count in brackets), with the project's YouTube-VIS metric.",
+def report(args: argparse.Namespace, rows: list[dict]) -> str:
+    """The Markdown report: setting, command and the table."""
+    machine = machine_info()
+    lines = [
+        f"Bounded-motion synthetic videos of {args.height}x{args.width}, seed {args.seed} + length, at most "
+        f"{args.max_objects} objects; model: {args.model}; {machine['cpu']} ({machine['nproc']} cores), "
+        f"{args.threads} torch thread(s), one fresh process per row. Clip: windows of {args.clip_length} sharing "
+        f"{args.clip_overlap}; online: windows of {args.window} sharing {args.window_overlap}. Identity: instances "
+        f"scoring above {args.track_score}.",
         "",
         f"Command: `python benchmarks/bench_long_video.py {shlex.join(sys.argv[1:])}`",
         "",
-        "| frames | whole video | whole, frame_chunk_size=8 | clip by clip | agreement AP / AP50 / AP75 |",
-        "| ---: | --- | --- | --- | --- |",
+        markdown_table(HEADER, [format_row(row) for row in rows]),
     ]
-    return "\n".join(header + [_row(length, runs, agree) for length, runs, agree in rows]) + "\n"
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.child:
-        run_child(args)
+    if args.worker:
+        run_worker(args)
         return 0
-    report = sweep(args)
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(report)
-    print(f"wrote {args.output}")
+    rows = sweep(args)
+    Path(args.output).write_text(report(args, rows))
+    json_path = Path(args.output_json or Path(args.output).with_suffix(".json"))
+    json_path.write_text(json.dumps({"command": sys.argv, "rows": rows}, indent=1))
+    print(f"wrote {args.output} and {json_path}")
     return 0
 
 

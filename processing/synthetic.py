@@ -12,6 +12,11 @@ model and the benchmarks train and evaluate on it, so it is built to be:
   consecutive classes differ in both, so a small set of classes is not told apart by shape alone;
 - video-like: objects move, grow or shrink, spin, occlude each other, enter and leave the frame or
   pop in and out, so some frames of an instance are absent (null in the annotation);
+- of any length: with `motion="linear"` (the default, what the demo model was trained on) objects keep their
+  velocity and exponential growth, which suits clips of a few dozen frames; with `motion="bounded"` they bounce
+  off the borders (some roam beyond them and come back), their sizes oscillate within the range the linear
+  videos start in, and some disappear for a while and come back, so a video of thousands of frames looks
+  like its first hundred;
 - deterministic: video `index` of a data set is drawn from `numpy.random.default_rng([seed, index])`,
   so the same seed always gives the same videos, whatever the number of videos asked for.
 """
@@ -31,6 +36,7 @@ from tqdm.auto import tqdm
 
 from ..ytvis.rle import encode_track
 
+MOTIONS = ("linear", "bounded")
 SHAPES = ("ellipse", "rectangle", "triangle", "star", "cross")
 # Colour families: name and the centre of its hue range, in degrees.
 COLOUR_FAMILIES = (
@@ -66,23 +72,71 @@ class SyntheticVideo:
 
 
 @dataclass(frozen=True)
+class _LinearMotion:
+    """Constant velocity, exponential growth and constant spin, for frames first_frame..last_frame (inclusive)."""
+
+    center: np.ndarray  # (2,) (x, y) at frame 0, in pixels
+    velocity: np.ndarray  # (2,) (dx, dy) per frame
+    radius: float  # size at frame 0
+    growth: float  # log-scale change per frame
+    angle: float  # rotation at frame 0, radians
+    spin: float  # rotation per frame, radians
+    first_frame: int
+    last_frame: int
+
+    def frames(self) -> range:
+        """The frames the object exists in."""
+        return range(self.first_frame, self.last_frame + 1)
+
+    def pose(self, t: int) -> tuple[np.ndarray, float, float]:
+        """(center (2,), radius, angle) at frame `t`."""
+        return self.center + t * self.velocity, self.radius * math.exp(self.growth * t), self.angle + t * self.spin
+
+
+@dataclass(frozen=True)
+class _BoundedMotion:
+    """Motion that stays in distribution however long the video: the center bounces inside a box, the size
+    oscillates between fixed bounds, and the object is absent outside its `present` intervals.
+
+    A box that reaches beyond the frame makes the object roam out of view and come back on its own.
+    """
+
+    center: np.ndarray  # (2,) (x, y) at frame 0, in pixels
+    velocity: np.ndarray  # (2,) (dx, dy) per frame, reversed at the box's sides
+    box_low: np.ndarray  # (2,) smallest x and y of the center
+    box_high: np.ndarray  # (2,) largest x and y of the center
+    radius: float  # the size oscillates around this, as radius * exp(amplitude * sin(...))
+    size_amplitude: float
+    size_period: float  # frames
+    size_phase: float
+    angle: float
+    spin: float
+    present: tuple[tuple[int, int], ...]  # [start, stop) intervals of frames the object exists in
+
+    def frames(self) -> list[int]:
+        """The frames the object exists in."""
+        return [t for start, stop in self.present for t in range(start, stop)]
+
+    def pose(self, t: int) -> tuple[np.ndarray, float, float]:
+        """(center (2,), radius, angle) at frame `t`: the straight path folded back into the box at its sides."""
+        span = self.box_high - self.box_low
+        unfolded = np.mod(self.center - self.box_low + t * self.velocity, 2.0 * span)  # (2,) in [0, 2 * span)
+        center = self.box_low + np.minimum(unfolded, 2.0 * span - unfolded)  # reflected at both sides
+        wave = math.sin(2.0 * math.pi * t / self.size_period + self.size_phase)
+        return center, self.radius * math.exp(self.size_amplitude * wave), self.angle + t * self.spin
+
+
+@dataclass(frozen=True)
 class _ObjectTrack:
-    """Appearance and motion of one object over the video (positions in pixels, per frame)."""
+    """Appearance and motion of one object over the video."""
 
     label: int
     colour: np.ndarray  # (3,) float RGB in 0-255
     pattern: str  # "stripes" or "checker", drawn in the object's own coordinates
     pattern_frequency: float
     pattern_phase: float
-    center: np.ndarray  # (2,) (x, y) at frame 0
-    velocity: np.ndarray  # (2,) (dx, dy) per frame
-    radius: float  # size at frame 0
-    growth: float  # log-scale change per frame
-    angle: float  # rotation at frame 0, radians
-    spin: float  # rotation per frame, radians
     aspect: float  # width / height stretch of the shape
-    first_frame: int  # the object exists in frames first_frame..last_frame (inclusive)
-    last_frame: int
+    motion: _LinearMotion | _BoundedMotion
 
 
 def category_names(num_classes: int) -> list[str]:
@@ -126,26 +180,31 @@ def generate_video(
     width: int = 320,
     num_classes: int = 6,
     max_objects: int = 4,
+    motion: str = "linear",
 ) -> SyntheticVideo:
     """Render video number `index` of the synthetic set drawn from `seed`, without touching the disk.
 
-    Every returned object is visible in at least one frame; frames where it is fully hidden or out
-    of view have an all-False mask.
+    `motion` is "linear" (constant velocity and growth: the videos the tests and the demo model use) or "bounded"
+    (bouncing, oscillating sizes, gaps: in distribution at any length; see the module docstring). Every returned
+    object is visible in at least one frame; frames where it is fully hidden or out of view have an all-False mask.
     """
     _check_num_classes(num_classes)
     if num_frames < 1 or height < 16 or width < 16 or max_objects < 1:
         raise ValueError("need num_frames >= 1, height and width >= 16 and max_objects >= 1")
+    if motion not in MOTIONS:
+        raise ValueError(f"motion must be one of {MOTIONS}, got {motion!r}")
+    sample_track = _sample_track if motion == "linear" else _sample_bounded_track
     rng = np.random.default_rng([seed, index])
     num_objects = int(rng.integers(1, max_objects + 1))
     # List order is depth order, back to front; the first sampled object goes in front and is
     # placed inside the frame at frame 0, so every video has at least one visible object.
-    tracks = [_sample_track(rng, num_frames, height, width, num_classes, anchor=(k == 0)) for k in range(num_objects)]
+    tracks = [sample_track(rng, num_frames, height, width, num_classes, anchor=(k == 0)) for k in range(num_objects)]
     tracks.reverse()
 
     frames = _render_background(rng, num_frames, height, width)  # (T, H, W, 3) float
     owner = np.full((num_frames, height, width), -1, dtype=np.int16)  # index of the front object per pixel
     for depth, track in enumerate(tracks):
-        for t in range(track.first_frame, track.last_frame + 1):
+        for t in track.motion.frames():
             _paint_object(frames[t], owner[t], depth, track, t)
     frames += _PIXEL_NOISE_STD * rng.standard_normal(frames.shape, dtype=np.float32)
     frames = np.clip(np.rint(frames), 0, 255).astype(np.uint8)
@@ -182,22 +241,93 @@ def _sample_track(
     if not anchor and num_frames > 2 and rng.random() < 0.25:
         first_frame = int(rng.integers(0, num_frames // 2 + 1))
         last_frame = int(rng.integers(max(first_frame, num_frames // 2), num_frames))
-    return _ObjectTrack(
-        label=label,
-        colour=_class_colour(rng, label),
-        pattern=str(rng.choice(["stripes", "checker"])),
-        pattern_frequency=float(rng.uniform(2.0, 5.0)),
-        pattern_phase=float(rng.uniform(0.0, 2.0 * math.pi)),
+    colour = _class_colour(rng, label)
+    pattern, pattern_frequency, pattern_phase = _sample_pattern(rng)
+    motion = _LinearMotion(
         center=center,
         velocity=velocity,
         radius=radius,
         growth=float(rng.uniform(-0.04, 0.04)),
         angle=float(rng.uniform(0.0, 2.0 * math.pi)),
         spin=float(rng.uniform(-0.1, 0.1)),
-        aspect=float(rng.uniform(0.7, 1.4)),
         first_frame=first_frame,
         last_frame=last_frame,
     )
+    aspect = float(rng.uniform(0.7, 1.4))
+    return _ObjectTrack(label, colour, pattern, pattern_frequency, pattern_phase, aspect, motion)
+
+
+def _sample_pattern(rng: np.random.Generator) -> tuple[str, float, float]:
+    """An object's texture: "stripes" or "checker", its frequency and its phase."""
+    return (
+        str(rng.choice(["stripes", "checker"])),
+        float(rng.uniform(2.0, 5.0)),
+        float(rng.uniform(0.0, 2.0 * math.pi)),
+    )
+
+
+# Bounded motion. Sizes stay within the radii linear videos start with (0.1-0.25 of the short side) and change at
+# most as fast as their growth (0.04 per frame); speeds and spins are theirs.
+_BOUNDED_RADIUS = (0.13, 0.19)  # of the short side: the middle of the oscillation
+_BOUNDED_SIZE_AMPLITUDE = 0.25  # most log-size change: 0.13 * e^-0.25 = 0.10, 0.19 * e^0.25 = 0.24
+_BOUNDED_SIZE_PERIOD = (40.0, 120.0)  # frames; amplitude * 2 pi / period <= 0.04
+_BOUNDED_ROAM_PROBABILITY = 0.35  # a roaming object's box reaches beyond the frame: it leaves and comes back
+_BOUNDED_ROAM_MARGIN = (1.5, 4.5)  # how far beyond the border the box reaches, in radii
+_BOUNDED_LATE_PROBABILITY = 0.3  # the object first appears after frame 0
+_BOUNDED_GAP_PROBABILITY = 0.5  # the object disappears for a while, again and again
+_BOUNDED_PRESENT_FRAMES = (32, 192)  # time between two disappearances
+_BOUNDED_GAP_FRAMES = (4, 48)  # time away
+
+
+def _sample_bounded_track(
+    rng: np.random.Generator, num_frames: int, height: int, width: int, num_classes: int, anchor: bool
+) -> _ObjectTrack:
+    """Draw one object whose motion stays in distribution at any length (`_BoundedMotion`).
+
+    The anchor object bounces inside the frame and is there in every frame. Any other may roam beyond the borders
+    (so it leaves and comes back), appear late, and pop out for a while and come back, again and again; its events
+    happen at the same rate whatever the video's length.
+    """
+    label = int(rng.integers(num_classes))
+    short_side = min(height, width)
+    radius = float(rng.uniform(*_BOUNDED_RADIUS) * short_side)
+    speed = float(rng.uniform(0.005, 0.04) * short_side)
+    heading = float(rng.uniform(0.0, 2.0 * math.pi))
+    margin = radius  # the center stays a radius away from the borders: the object is mostly in view
+    if not anchor and rng.random() < _BOUNDED_ROAM_PROBABILITY:
+        margin = -float(rng.uniform(*_BOUNDED_ROAM_MARGIN)) * radius
+    size = np.array([width, height], dtype=np.float64)
+    box_low = np.minimum(np.full(2, margin), size / 2.0)  # a frame too small for the margin pins the center
+    box_high = np.maximum(size - margin, box_low + 1e-6)
+    motion = _BoundedMotion(
+        center=box_low + rng.uniform(0.0, 1.0, size=2) * (box_high - box_low),
+        velocity=speed * np.array([math.cos(heading), math.sin(heading)]),
+        box_low=box_low,
+        box_high=box_high,
+        radius=radius,
+        size_amplitude=float(rng.uniform(0.0, _BOUNDED_SIZE_AMPLITUDE)),
+        size_period=float(rng.uniform(*_BOUNDED_SIZE_PERIOD)),
+        size_phase=float(rng.uniform(0.0, 2.0 * math.pi)),
+        angle=float(rng.uniform(0.0, 2.0 * math.pi)),
+        spin=float(rng.uniform(-0.1, 0.1)),
+        present=((0, num_frames),) if anchor else _sample_presence(rng, num_frames),
+    )
+    pattern, pattern_frequency, pattern_phase = _sample_pattern(rng)
+    aspect = float(rng.uniform(0.7, 1.4))
+    return _ObjectTrack(label, _class_colour(rng, label), pattern, pattern_frequency, pattern_phase, aspect, motion)
+
+
+def _sample_presence(rng: np.random.Generator, num_frames: int) -> tuple[tuple[int, int], ...]:
+    """[start, stop) intervals of the frames a non-anchor object exists in: maybe a late start, maybe gaps."""
+    start = int(rng.integers(1, num_frames)) if num_frames > 1 and rng.random() < _BOUNDED_LATE_PROBABILITY else 0
+    if rng.random() >= _BOUNDED_GAP_PROBABILITY:
+        return ((start, num_frames),)
+    intervals = []
+    while start < num_frames:
+        stop = min(num_frames, start + int(rng.integers(*_BOUNDED_PRESENT_FRAMES)))
+        intervals.append((start, stop))
+        start = stop + int(rng.integers(*_BOUNDED_GAP_FRAMES))
+    return tuple(intervals)
 
 
 def _entering_motion(
@@ -252,8 +382,7 @@ def _paint_object(frame: np.ndarray, owner: np.ndarray, depth: int, track: _Obje
     Only the object's bounding window is computed; shapes fit in a circle of `1.25 * radius * stretch`.
     """
     height, width = owner.shape
-    center = track.center + t * track.velocity
-    radius = track.radius * math.exp(track.growth * t)
+    center, radius, angle = track.motion.pose(t)
     stretch = max(math.sqrt(track.aspect), 1.0 / math.sqrt(track.aspect))
     reach = 1.25 * radius * stretch + 2.0
     x0, x1 = max(0, int(center[0] - reach)), min(width, int(center[0] + reach) + 1)
@@ -263,7 +392,6 @@ def _paint_object(frame: np.ndarray, owner: np.ndarray, depth: int, track: _Obje
     # Pixel centres of the window in the object's own frame, in units of its radius: (h, w) each.
     dx = np.arange(x0, x1)[None, :] + 0.5 - center[0]
     dy = np.arange(y0, y1)[:, None] + 0.5 - center[1]
-    angle = track.angle + t * track.spin
     cos_a, sin_a = math.cos(angle), math.sin(angle)
     u = (dx * cos_a + dy * sin_a) / (radius * math.sqrt(track.aspect))
     v = (-dx * sin_a + dy * cos_a) * math.sqrt(track.aspect) / radius
@@ -369,14 +497,18 @@ def make_synthetic_dataset(
     seed: int = 0,
     valid_fraction: float = 0.2,
     max_objects: int = 4,
+    motion: str = "linear",
     jpeg_quality: int = 90,
     progress: bool = True,
 ) -> dict[str, Path]:
     """Write a YouTube-VIS-format synthetic set to `output_dir/train` and `output_dir/valid`.
 
     Each split holds `JPEGImages/<video>/<frame>.jpg` and `instances.json`, with video and
-    annotation ids starting at 1 in each split. Returns the path of each split's `instances.json`.
+    annotation ids starting at 1 in each split. `motion` is "linear" or "bounded" (see `generate_video`).
+    Returns the path of each split's `instances.json`.
     """
+    if motion not in MOTIONS:
+        raise ValueError(f"motion must be one of {MOTIONS}, got {motion!r}")
     output_dir = Path(output_dir)
     splits = split_indices(num_videos, valid_fraction)
     bar = tqdm(total=num_videos, desc="synthetic videos", unit="video", disable=not progress)
@@ -392,6 +524,7 @@ def make_synthetic_dataset(
             width=width,
             num_classes=num_classes,
             max_objects=max_objects,
+            motion=motion,
             jpeg_quality=jpeg_quality,
         )
     bar.close()
@@ -412,7 +545,11 @@ def _write_split(split_dir: Path, indices: list[int], bar: tqdm, *, jpeg_quality
         annotations.extend(video_annotations(video, video_id, first_annotation_id=len(annotations) + 1))
         bar.update(1)
     content = {
-        "info": {"description": "m2f-video synthetic shapes", "seed": video_kwargs["seed"]},
+        "info": {
+            "description": "m2f-video synthetic shapes",
+            "seed": video_kwargs["seed"],
+            "motion": video_kwargs["motion"],
+        },
         "videos": videos,
         "categories": ytvis_categories(video_kwargs["num_classes"]),
         "annotations": annotations,

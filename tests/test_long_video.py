@@ -1,5 +1,7 @@
-"""Long videos: chunked backbone, low-resolution masks until top-k, and clip-by-clip inference with tracking."""
+"""Long videos: chunked backbone, low-resolution masks until top-k, and clip-by-clip inference with tracking
+(mask overlap on shared frames, re-identification after a gap, one track per object)."""
 
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
@@ -9,7 +11,13 @@ from inference_helpers import HEIGHT, WIDTH, save_tiny_model, synthetic_frames
 
 import modeling_m2f_video.processing.post_processing as post_processing
 from modeling_m2f_video import Mask2FormerVideoForVideoInstanceSegmentation
-from modeling_m2f_video.inference.clip_by_clip import clip_starts, match_queries, segment_video_by_clips
+from modeling_m2f_video.inference.clip_by_clip import (
+    Association,
+    associate,
+    clip_starts,
+    segment_video_by_clips,
+    soft_mask_iou,
+)
 from modeling_m2f_video.processing.video_io import VideoSource, open_video
 from modeling_m2f_video.processing.video_processing_m2f_video import Mask2FormerVideoProcessor
 
@@ -17,6 +25,16 @@ from modeling_m2f_video.processing.video_processing_m2f_video import Mask2Former
 def assert_stored_close(stored: torch.Tensor, logits: torch.Tensor) -> None:
     """The store keeps float32 logits: the model's, or on frames two windows share their mean (float rounding)."""
     torch.testing.assert_close(stored, logits.float(), atol=1e-6, rtol=1e-6)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """These tests run many operations on tiny tensors: one torch thread spares a thread-pool wake-up per operation,
+    which dominates on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +62,16 @@ def test_clip_starts_reject_windows_that_cannot_be_matched():
         clip_starts(20, 8, 8)
 
 
-def test_match_queries_finds_a_permutation_from_overlapping_masks():
+def test_association_finds_a_permutation_from_overlapping_masks():
     generator = torch.Generator().manual_seed(1)
-    previous = torch.randn(6, 3, 8, 8, generator=generator) * 4
+    previous = torch.randn(6, 3, 8, 8, generator=generator) * 3
     order = torch.randperm(6, generator=generator)
     current = previous[order] + 0.1 * torch.randn(6, 3, 8, 8, generator=generator)
+    iou = soft_mask_iou(previous, current)
+    probabilities = torch.full((6, 2), 0.4)  # unconfident: only the masks can link queries to tracks
+    matches = associate(iou, torch.zeros(6, 6), probabilities, probabilities, Association())
     # Track i continues in the current query j where current[j] == previous[i], i.e. order[j] == i.
-    assert np.array_equal(order[match_queries(previous, current)].numpy(), np.arange(6))
+    assert np.array_equal(matches, order.numpy())
 
 
 class _FrameIndexProcessor:
@@ -66,8 +87,8 @@ class _PermutingModel:
 
     device, dtype = torch.device("cpu"), torch.float32
 
-    def __init__(self, class_logits: torch.Tensor, mask_logits: torch.Tensor):
-        self.class_logits, self.mask_logits = class_logits, mask_logits
+    def __init__(self, class_logits: torch.Tensor, mask_logits: torch.Tensor, embeddings: torch.Tensor):
+        self.class_logits, self.mask_logits, self.embeddings = class_logits, mask_logits, embeddings
         self.generator = torch.Generator().manual_seed(2)
 
     def __call__(self, pixel_values_videos, frame_chunk_size=None):
@@ -76,6 +97,7 @@ class _PermutingModel:
         return SimpleNamespace(
             class_queries_logits=self.class_logits[order][None],
             masks_queries_logits=self.mask_logits[order][:, frames][None],
+            transformer_decoder_last_hidden_state=self.embeddings[order][None],
         )
 
 
@@ -85,10 +107,16 @@ def test_clip_by_clip_tracking_recovers_the_whole_video_instances():
     generator = torch.Generator().manual_seed(0)
     class_logits = torch.randn(num_queries, num_classes + 1, generator=generator) * 3
     mask_logits = torch.randn(num_queries, num_frames, 8, 8, generator=generator) * 3
+    embeddings = torch.randn(num_queries, 16, generator=generator)
     frames = np.broadcast_to(np.arange(num_frames, dtype=np.uint8)[:, None, None, None], (num_frames, 32, 32, 3))
 
     tracked = segment_video_by_clips(
-        _PermutingModel(class_logits, mask_logits), _FrameIndexProcessor(), frames, clip_length=7, overlap=2, top_k=5
+        _PermutingModel(class_logits, mask_logits, embeddings),
+        _FrameIndexProcessor(),
+        frames,
+        clip_length=7,
+        overlap=2,
+        top_k=5,
     )
 
     scores = class_logits.softmax(-1)[:, :-1].flatten()
@@ -97,6 +125,92 @@ def test_clip_by_clip_tracking_recovers_the_whole_video_instances():
     np.testing.assert_array_equal(tracked.labels, (expected_indices % num_classes).numpy())
     for rank, query in enumerate((expected_indices // num_classes).tolist()):
         assert_stored_close(tracked.low_res_logits(rank), mask_logits[query])
+
+
+@dataclass
+class _SceneObject:
+    """An object of a scripted scene: its class, its embedding, and where it is (a 2x2 blob) in each frame."""
+
+    label: int
+    embedding: torch.Tensor  # (C,)
+    places: dict[range, tuple[int, int]]  # frames -> (y, x) of the blob at low resolution; absent elsewhere
+
+    def place(self, frame: int) -> tuple[int, int] | None:
+        return next((place for frames, place in self.places.items() if frame in frames), None)
+
+
+class _SceneModel:
+    """Stands in for the model on a scripted scene: in each window, every object in view is one query (in a
+    slot shuffled per window) with a confident class, its blob on the frames it is in and its embedding (plus
+    noise); the other queries are background (unconfident, empty masks, random embeddings)."""
+
+    device, dtype = torch.device("cpu"), torch.float32
+
+    def __init__(self, objects: list[_SceneObject], num_queries: int = 5):
+        self.objects, self.num_queries = objects, num_queries
+        self.generator = torch.Generator().manual_seed(3)
+
+    def __call__(self, pixel_values_videos, frame_chunk_size=None):
+        frames = pixel_values_videos[0].long().tolist()
+        class_logits = torch.tensor([[0.0, 0.0, 3.0]]).repeat(self.num_queries, 1)  # "no object" wins
+        masks = torch.full((self.num_queries, len(frames), 8, 8), -10.0)
+        embeddings = torch.randn(self.num_queries, 16, generator=self.generator)
+        in_view = [obj for obj in self.objects if any(obj.place(frame) for frame in frames)]
+        slots = torch.randperm(self.num_queries, generator=self.generator)
+        for slot, obj in zip(slots.tolist(), in_view):
+            class_logits[slot] = torch.nn.functional.one_hot(torch.tensor(obj.label), 3) * 5.0
+            embeddings[slot] = obj.embedding + 0.05 * torch.randn(16, generator=self.generator)
+            for index, frame in enumerate(frames):
+                if (place := obj.place(frame)) is not None:
+                    masks[slot, index, place[0] : place[0] + 2, place[1] : place[1] + 2] = 10.0
+        return SimpleNamespace(
+            class_queries_logits=class_logits[None],
+            masks_queries_logits=masks[None],
+            transformer_decoder_last_hidden_state=embeddings[None],
+        )
+
+
+def _gap_scene(returning_embedding_sign: float = 1.0) -> list[_SceneObject]:
+    """Object A (class 0) is in view on frames 0-19, gone on 20-35 (two windows see nothing of it), and back on
+    36-59 elsewhere in the frame; object B (class 1) is in view throughout."""
+    embedding_a, embedding_b = torch.zeros(16), torch.zeros(16)
+    embedding_a[0], embedding_b[1] = 1.0, 1.0
+    object_a = _SceneObject(0, embedding_a, {range(0, 20): (1, 1)})
+    returning_a = _SceneObject(0, returning_embedding_sign * embedding_a, {range(36, 60): (5, 5)})
+    object_b = _SceneObject(1, embedding_b, {range(0, 60): (1, 5)})
+    return [object_a, returning_a, object_b]
+
+
+def _confident_tracks(scene: list[_SceneObject], association: Association | None = None) -> list[np.ndarray]:
+    """For each instance scoring above 0.5 of a clip-by-clip run on the scene: the frames its mask is on."""
+    frames = np.broadcast_to(np.arange(60, dtype=np.uint8)[:, None, None, None], (60, 32, 32, 3))
+    tracked = segment_video_by_clips(
+        _SceneModel(scene), _FrameIndexProcessor(), frames, clip_length=8, overlap=2, top_k=10, association=association
+    )
+    confident = np.flatnonzero(tracked.scores > 0.5)
+    return [np.flatnonzero((tracked.low_res_logits(index) > 0).any(dim=(1, 2))) for index in confident]
+
+
+def test_a_track_is_found_again_after_a_gap():
+    """The returning object continues its old track (by class and embedding): one track per object, its mask
+    empty while the object was gone."""
+    on_frames = sorted(_confident_tracks(_gap_scene()), key=len)
+    assert len(on_frames) == 2
+    np.testing.assert_array_equal(on_frames[0], np.r_[0:20, 36:60])  # A: one track, empty in the gap
+    np.testing.assert_array_equal(on_frames[1], np.arange(60))  # B
+
+
+@pytest.mark.parametrize(
+    "scene, association",
+    [(_gap_scene(returning_embedding_sign=-1.0), None), (_gap_scene(), Association(max_gap=4))],
+    ids=["another object of the same class", "gap longer than max_gap"],
+)
+def test_no_reidentification_of_another_object_or_after_max_gap(scene, association):
+    on_frames = sorted(_confident_tracks(scene, association), key=lambda frames: frames[0])
+    assert len(on_frames) == 3
+    np.testing.assert_array_equal(on_frames[0], np.arange(60))  # B
+    np.testing.assert_array_equal(on_frames[1], np.arange(0, 20))  # A
+    np.testing.assert_array_equal(on_frames[2], np.arange(36, 60))  # a new track
 
 
 def test_single_window_clip_mode_keeps_the_models_masks(model_and_processor):

@@ -200,3 +200,61 @@ def test_cli_rejects_bad_arguments(tmp_path, capsys):
     code = main(["make-synthetic", "--output", str(tmp_path), "--videos", "2", "--frames", "2", "--classes", "99"])
     assert code == 2
     assert "num_classes" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------- motion
+
+
+def test_linear_motion_is_the_default_and_unchanged():
+    """The tests and the demo model were made with these videos: labels and mask areas of the first videos."""
+    expected = {0: ([5, 5, 1, 1], [621, 1413, 407, 374]), 1: ([2, 10, 7, 3], [596, 991, 666, 370])}
+    for index, (labels, areas) in expected.items():
+        video = generate_video(index, seed=3, **SMALL)
+        assert video.labels.tolist() == labels and video.masks.sum(axis=(1, 2, 3)).tolist() == areas
+        np.testing.assert_array_equal(video.frames, generate_video(index, seed=3, motion="linear", **SMALL).frames)
+    assert not np.array_equal(video.frames, generate_video(1, seed=3, motion="bounded", **SMALL).frames)
+    with pytest.raises(ValueError, match="motion"):
+        generate_video(0, motion="circular")
+
+
+def test_bounded_motion_stays_in_distribution_at_any_length():
+    """Over 1000 frames an object is in view in every frame and no object outgrows the training sizes; with
+    linear motion the objects have left or outgrown the frame long before."""
+    height, width = 32, 40
+    largest_area = math.pi * (1.25 * 0.25 * height * math.sqrt(1.4)) ** 2  # the largest shape the sizes allow
+    for index in range(3):
+        video = generate_video(index, seed=5, num_frames=1000, height=height, width=width, motion="bounded")
+        areas = video.masks.sum(axis=(2, 3))  # (N, T)
+        assert (areas > 0).any(axis=0).all()
+        assert areas.max() <= largest_area
+    linear = generate_video(0, seed=5, num_frames=1000, height=height, width=width)
+    linear_areas = linear.masks.sum(axis=(2, 3))
+    assert not (linear_areas[:, -1] > 0).any() or linear_areas.max() > largest_area
+
+
+def test_bounded_objects_come_back_after_a_gap_and_occlude():
+    """Some object disappears for at least 4 frames and comes back; some objects overlap."""
+    returns, shared_boundary = 0, 0
+    for index in range(4):
+        video = generate_video(index, seed=0, num_frames=200, height=32, width=40, motion="bounded")
+        for present in video.masks.any(axis=(2, 3)):  # (T,) per object
+            changes = np.flatnonzero(np.diff(present.astype(int)))  # last frame before each change
+            gaps = np.diff(changes)[present[changes[:-1] + 1] == 0] if len(changes) > 1 else []
+            returns += int(np.sum(np.asarray(gaps) >= 4))
+        owner = np.where(video.masks.any(axis=0), video.masks.argmax(axis=0), -1)
+        left, right = owner[..., :-1], owner[..., 1:]
+        shared_boundary += int(((left >= 0) & (right >= 0) & (left != right)).sum())
+    assert returns > 0 and shared_boundary > 0
+
+
+def test_written_bounded_set_says_its_motion(tmp_path):
+    options = {**SMALL, "num_frames": 40}
+    paths = make_synthetic_dataset(tmp_path, num_videos=2, seed=4, motion="bounded", progress=False, **options)
+    content = json.loads(paths["valid"].read_text())
+    assert content["info"]["motion"] == "bounded"
+    video = generate_video(1, seed=4, motion="bounded", **options)
+    for annotation, masks in zip(content["annotations"], video.masks, strict=True):
+        decoded = [np.zeros_like(masks[0]) if rle is None else _decode(rle) for rle in annotation["segmentations"]]
+        np.testing.assert_array_equal(np.stack(decoded), masks)
+    with pytest.raises(ValueError, match="motion"):
+        make_synthetic_dataset(tmp_path, num_videos=2, num_frames=2, num_classes=3, motion="circular")

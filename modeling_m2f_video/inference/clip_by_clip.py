@@ -2,34 +2,43 @@
 
 Whole-video inference (what the official code does) keeps the features of every frame for the transformer
 decoder, so its memory grows with the video's length until it fails. Clip-by-clip inference runs the model on
-windows of `clip_length` frames that overlap by `overlap` frames, and carries instances from one window to
-the next:
+windows of `clip_length` frames that overlap by `overlap` frames, and links the windows' queries into tracks
+(`WindowTracker`), as near-online trackers for Mask2Former-style models do (MinVIS, CTVIS):
 
-1. the Q queries of a window are matched one-to-one to the Q tracks so far (Hungarian assignment, scipy's
-   `linear_sum_assignment`) by the soft IoU of their masks on the overlapping frames;
-2. a track's class probabilities are the mean of its queries' softmax probabilities over the windows,
-   weighted by window length; on frames that two windows share, its mask logits are averaged;
-3. at the end the top-k (track, class) pairs are chosen as the official post-processing chooses
-   (query, class) pairs (`post_processing.select_instances`), and only their masks are upsampled
-   (`post_processing.MaskGeometry`).
+1. a query continues a track when their masks overlap on the frames the window shares with the earlier ones
+   (soft mask IoU), or, for a track that was lost for a while (the object hidden or out of view), when both are
+   confident of the same class and their query embeddings (the decoder's last hidden state) are close: the
+   track keeps a moving average of its queries' embeddings, so it can be found again after a gap;
+2. the queries and tracks are paired one to one (Hungarian assignment, scipy's `linear_sum_assignment`) among
+   the pairs that pass those tests, so one object keeps one track; a query that continues no track starts one,
+   and a track that found no query for `max_gap` frames is retired;
+3. a track's class probabilities are the mean of its queries' softmax probabilities, weighted by window length;
+   on frames that several windows share, its mask logits are averaged over the windows it was found in, and on
+   frames where it was found in none its mask is empty;
+4. at the end the top-k (track, class) pairs are chosen as the official post-processing chooses (query, class)
+   pairs (`post_processing.select_instances`), and only their masks are upsampled (`post_processing.MaskGeometry`).
+
+With one window covering the video, the tracks are the window's queries in order, and the result is the
+whole-video result bit for bit.
 
 Memory does not grow with the length: the model sees one window at a time, frames are read lazily from a
 `VideoSource` (a video file is never decoded all at once), and finished frames' mask logits go to a temporary
-file, not to memory: at low resolution in float32 (exactly what the model gave, so one window covering the video
-gives the whole-video masks bit for bit), 4 * Q * H/4 * W/4 bytes of disk per frame (5.9 MB for 100 queries at
-360x640). At the end only the chosen
-instances' masks are read back and upsampled, a few frames at a time.
+file, not to memory: at low resolution in float32, for the tracks found in that frame (about Q of them),
+4 * Q * H/4 * W/4 bytes of disk per frame (5.9 MB for 100 queries at 360x640). At the end only the chosen
+instances' masks are read back and upsampled, a few frames at a time. The online mode (`online.segment_stream`)
+runs the same tracker and hands each finished frame out instead of storing it.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from tqdm.auto import tqdm
 
@@ -37,31 +46,71 @@ from ..processing.post_processing import MaskGeometry, class_probabilities, sele
 from ..processing.video_io import VideoSource, open_video
 from .instances import VideoInstances
 
+# The mask logit of a track on a frame where no window found it: low enough to give an empty mask after any
+# bilinear resize, finite so that resizing never mixes infinities.
+ABSENT_LOGIT = -1e4
 
-class LogitStore:
-    """Per-frame (Q, h, w) mask logits of finished frames, as float32 in an unnamed temporary file.
 
-    The file is deleted when the store is closed or garbage collected. Reads use plain file reads, not a
-    memory map, so that what was written does not come back into the process's memory.
+@dataclass(frozen=True)
+class Association:
+    """When a window's query continues a track.
+
+    Attributes:
+        min_overlap_iou: soft mask IoU on the shared frames above which a query may continue a track.
+        min_reid_similarity: cosine similarity of embeddings above which a confident query may continue a lost
+            track (one whose mask on the shared frames is empty) of the same class.
+        min_reid_score: how confident (top class probability) the query and the track must both be to be
+            re-identified by embedding; background queries never are.
+        embedding_weight: weight of the embedding similarity next to the IoU when several pairings pass.
+        embedding_momentum: weight of a track's old embedding when a new query continues it.
+        max_gap: frames a track may go unfound and still be re-identified; after that it is retired. It bounds
+            the tracker's memory in the online mode.
     """
 
-    def __init__(self, num_queries: int, low_res_size: tuple[int, int]):
-        self.shape = (num_queries, *low_res_size)
-        self.frame_bytes = 4 * math.prod(self.shape)
-        self.num_frames = 0
-        self.file = tempfile.TemporaryFile()
+    min_overlap_iou: float = 0.1
+    min_reid_similarity: float = 0.6
+    min_reid_score: float = 0.5
+    embedding_weight: float = 0.5
+    embedding_momentum: float = 0.7
+    max_gap: int = 128
 
-    def append(self, logits: torch.Tensor) -> None:
-        """Store (Q, n, h, w) float logits of n more frames."""
-        self.file.seek(0, os.SEEK_END)
-        self.file.write(logits.transpose(0, 1).to(torch.float32).contiguous().numpy().tobytes())
-        self.num_frames += logits.shape[1]
+    def __post_init__(self) -> None:
+        if self.max_gap < 0:
+            raise ValueError(f"max_gap must be >= 0, got {self.max_gap}")
+        if not 0.0 <= self.embedding_momentum < 1.0:
+            raise ValueError(f"embedding_momentum must be in [0, 1), got {self.embedding_momentum}")
 
-    def read(self, start: int, stop: int) -> torch.Tensor:
-        """The (Q, stop - start, h, w) float logits of frames [start, stop)."""
-        self.file.seek(start * self.frame_bytes)
-        data = np.frombuffer(self.file.read((stop - start) * self.frame_bytes), dtype=np.float32)
-        return torch.from_numpy(data.reshape(stop - start, *self.shape).copy()).transpose(0, 1)
+
+@dataclass
+class WindowOutputs:
+    """What the tracker needs of one window's model outputs (on the CPU, float32).
+
+    Attributes:
+        probabilities: (Q, K) class probabilities without "no object".
+        mask_logits: (Q, t, h, w) low-resolution mask logits.
+        embeddings: (Q, C) unit-length query embeddings (the transformer decoder's last hidden state).
+    """
+
+    probabilities: torch.Tensor
+    mask_logits: torch.Tensor
+    embeddings: torch.Tensor
+
+
+def run_window(
+    model: torch.nn.Module, processor, frames: np.ndarray, frame_chunk_size: int | None = None
+) -> tuple[WindowOutputs, list[int]]:
+    """Run the model on one window of (t, H, W, 3) uint8 frames; returns its outputs and its resized frame size."""
+    inputs = processor(frames, input_data_format="channels_last", return_tensors="pt")
+    outputs = model(
+        pixel_values_videos=inputs["pixel_values_videos"].to(model.device, model.dtype),
+        frame_chunk_size=frame_chunk_size,
+    )
+    window = WindowOutputs(
+        probabilities=class_probabilities(outputs.class_queries_logits[0]).cpu(),
+        mask_logits=outputs.masks_queries_logits[0].float().cpu(),
+        embeddings=F.normalize(outputs.transformer_decoder_last_hidden_state[0].float(), dim=-1).cpu(),
+    )
+    return window, inputs["resized_sizes"][0].tolist()
 
 
 def clip_starts(num_frames: int, clip_length: int, overlap: int) -> list[int]:
@@ -86,7 +135,7 @@ def clip_starts(num_frames: int, clip_length: int, overlap: int) -> list[int]:
 
 
 def soft_mask_iou(previous: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
-    """(Q, Q) soft IoU between two sets of mask logits (Q, ...) of the same frames.
+    """(M, Q) soft IoU between two sets of mask logits (M, ...) and (Q, ...) of the same frames.
 
     With probabilities p and q (sigmoid of the logits), IoU = sum(p q) / sum(p + q - p q); unlike the IoU of
     binary masks it still ranks pairs of (nearly) empty masks by how close they are.
@@ -98,84 +147,271 @@ def soft_mask_iou(previous: torch.Tensor, current: torch.Tensor) -> torch.Tensor
     return intersection / union.clamp(min=1e-6)
 
 
-def match_queries(previous: torch.Tensor, current: torch.Tensor) -> np.ndarray:
-    """Which query of the current window continues each track: `order[track] = query`.
+def associate(
+    iou: torch.Tensor,
+    similarity: torch.Tensor,
+    track_probabilities: torch.Tensor,
+    query_probabilities: torch.Tensor,
+    association: Association,
+) -> np.ndarray:
+    """Which track each query continues: `matches[query]` is a track index, or -1 for a new track.
 
     Args:
-        previous: (Q, o, h, w) the tracks' mask logits on the `o` overlapping frames.
-        current: (Q, o, h, w) the current window's query mask logits on the same frames.
+        iou: (M, Q) soft mask IoU of the tracks and the queries on the shared frames.
+        similarity: (M, Q) cosine similarity of the track and query embeddings.
+        track_probabilities: (M, K) mean class probabilities of the tracks.
+        query_probabilities: (Q, K) class probabilities of the queries.
     """
-    iou = soft_mask_iou(previous, current).double().numpy()
-    tracks, queries = linear_sum_assignment(iou, maximize=True)
-    order = np.empty(len(tracks), dtype=np.int64)
-    order[tracks] = queries
-    return order
+    overlapping = iou > association.min_overlap_iou
+    track_score, track_label = track_probabilities.max(1)
+    query_score, query_label = query_probabilities.max(1)
+    reidentified = (
+        (track_score[:, None] > association.min_reid_score)
+        & (query_score[None, :] > association.min_reid_score)
+        & (track_label[:, None] == query_label[None, :])
+        & (similarity > association.min_reid_similarity)
+    )
+    allowed = overlapping | reidentified
+    gain = torch.where(allowed, iou + association.embedding_weight * similarity, torch.full_like(iou, -1e3))
+    tracks, queries = linear_sum_assignment(gain.double().numpy(), maximize=True)
+    matches = np.full(iou.shape[1], -1, dtype=np.int64)
+    keep = allowed.numpy()[tracks, queries]
+    matches[queries[keep]] = tracks[keep]
+    return matches
 
 
-class _ClipTracker:
-    """Accumulates windows: matches each to the tracks, averages shared frames, stores finished frames.
+@dataclass
+class _Track:
+    """What the tracker remembers of one track."""
 
-    After each window, the frames before the next window's first frame are final: their mean logits go to
-    the `LogitStore`. The others stay "pending" as sums of logits, to be matched against and averaged with
-    the next window, which always starts at the first pending frame.
+    id: int
+    embedding: torch.Tensor  # (C,) unit length, moving average of its queries'
+    class_sum: torch.Tensor  # (K,) window-length-weighted sum of its queries' probabilities
+    weight: int  # frames of the windows it was found in
+    last_frame: int  # last frame of the last window it was found in
+
+    @property
+    def probabilities(self) -> torch.Tensor:
+        return self.class_sum / self.weight
+
+
+@dataclass
+class FinishedFrame:
+    """One frame that no later window will touch: the tracks found in it and their mean mask logits.
+
+    Attributes:
+        index: the frame's position in the video.
+        track_ids: (n,) int64, the ids of the tracks found in the frame.
+        logits: (n, h, w) float32 low-resolution mask logits, row i for `track_ids[i]`.
     """
 
-    def __init__(self, num_frames: int, valid_low_res: tuple[int, int]):
-        self.num_frames = num_frames
+    index: int
+    track_ids: np.ndarray
+    logits: torch.Tensor
+
+
+class WindowTracker:
+    """Links the queries of consecutive windows into tracks and averages their logits on shared frames.
+
+    Each window must start at the first frame not yet finished. After a window, the frames before the next
+    window's first frame are final and handed back as `FinishedFrame`s; the others stay "pending" as per-track
+    sums of logits, to be matched against and averaged with the next window. The tracker holds the live tracks
+    (found within `max_gap` frames) and the pending frames only, so its memory does not grow with the video;
+    with `keep_retired` it also keeps every retired track's class probabilities (a few numbers per track) for
+    `all_tracks`.
+    """
+
+    def __init__(
+        self, valid_low_res: tuple[int, int], association: Association | None = None, keep_retired: bool = True
+    ):
         self.valid_low_res = valid_low_res  # low-resolution area that is not padding, used for matching
-        self.class_sum: torch.Tensor | None = None  # (Q, K) window-length-weighted sum of probabilities
-        self.weight = 0
-        self.pending: torch.Tensor | None = None  # (Q, n, h, w) logit sums of the pending frames
-        self.pending_count = torch.zeros(0)  # (n,) windows that contributed to each pending frame
-        self.store: LogitStore | None = None  # the finished frames
+        self.association = association or Association()
+        self.keep_retired = keep_retired
+        self.live: list[_Track] = []
+        self.retired: list[_Track] = []
+        self.num_tracks = 0
+        self.first_pending = 0  # index of the first frame not yet finished
+        self.pending_ids: list[int] = []  # the track of each pending row
+        self.pending_sum: torch.Tensor | None = None  # (R, n, h, w) logit sums of the pending frames
+        self.pending_count: torch.Tensor | None = None  # (R, n) windows that found the row's track in each frame
 
-    def add(self, probabilities: torch.Tensor, mask_logits: torch.Tensor, next_start: int) -> None:
-        """Add the next window: (Q, K) class probabilities and (Q, t, h, w) mask logits.
+    @property
+    def num_pending(self) -> int:
+        return 0 if self.pending_sum is None else self.pending_sum.shape[1]
 
-        The window starts at the first pending frame; frames before `next_start` are final after it.
-        """
-        if self.pending is None:
-            self.pending = torch.zeros_like(mask_logits[:, :0])
-            self.store = LogitStore(mask_logits.shape[0], tuple(mask_logits.shape[-2:]))
-            self.class_sum = torch.zeros_like(probabilities)
-        else:
-            shared = self.pending.shape[1]
-            mean = self.pending / self.pending_count[None, :, None, None]
-            order = match_queries(self._crop(mean), self._crop(mask_logits[:, :shared]))
-            probabilities, mask_logits = probabilities[order], mask_logits[order]
-        self._merge(mask_logits)
-        self.class_sum += probabilities * mask_logits.shape[1]
-        self.weight += mask_logits.shape[1]
-        self._finish_frames_before(next_start)
+    def add(self, window: WindowOutputs, next_start: int) -> list[FinishedFrame]:
+        """Add the next window (starting at the first pending frame); returns the frames before `next_start`."""
+        start, length = self.first_pending, window.mask_logits.shape[1]
+        if next_start > start + length:
+            raise ValueError(f"the window covers frames {start}-{start + length - 1}, not up to {next_start}")
+        self._retire(start)
+        track_ids = self._match(window)
+        self._update_tracks(track_ids, window, last_frame=start + length - 1)
+        self._merge(track_ids, window.mask_logits)
+        return self._finish_before(next_start)
 
-    def _merge(self, mask_logits: torch.Tensor) -> None:
-        """Add the window's logits to the pending frames it shares and append the frames that are new."""
-        shared = self.pending.shape[1]
-        self.pending = torch.cat([self.pending + mask_logits[:, :shared], mask_logits[:, shared:]], dim=1)
-        self.pending_count = torch.cat([self.pending_count + 1, torch.ones(mask_logits.shape[1] - shared)])
+    def flush(self) -> list[FinishedFrame]:
+        """Finish every pending frame (at the end of the video or stream)."""
+        return self._finish_before(self.first_pending + self.num_pending)
+
+    def track_probabilities(self, track_ids: np.ndarray) -> torch.Tensor:
+        """(n, K) mean class probabilities of live tracks, by id."""
+        by_id = {track.id: track for track in self.live}
+        return torch.stack([by_id[int(track_id)].probabilities for track_id in track_ids])
+
+    def all_tracks(self) -> list[_Track]:
+        """Every track so far (retired ones only with `keep_retired`), by id."""
+        return sorted(self.retired + self.live, key=lambda track: track.id)
+
+    def _match(self, window: WindowOutputs) -> list[int]:
+        """The track id of each query of the window: a live track it continues or a new one."""
+        matches = np.full(len(window.probabilities), -1, dtype=np.int64)
+        if self.live:
+            shared = self.num_pending
+            tracks_on_shared = self._live_logits_on_pending()  # (M, shared, h, w)
+            iou = soft_mask_iou(self._crop(tracks_on_shared), self._crop(window.mask_logits[:, :shared]))
+            similarity = torch.stack([track.embedding for track in self.live]) @ window.embeddings.T
+            track_probabilities = torch.stack([track.probabilities for track in self.live])
+            matches = associate(iou, similarity, track_probabilities, window.probabilities, self.association)
+        return [self.live[match].id if match >= 0 else self._new_track_id() for match in matches.tolist()]
+
+    def _new_track_id(self) -> int:
+        self.num_tracks += 1
+        return self.num_tracks - 1
+
+    def _live_logits_on_pending(self) -> torch.Tensor:
+        """(M, n, h, w) mean logits of the live tracks on the pending frames; ABSENT_LOGIT where not found."""
+        _, num_pending, height, width = self.pending_sum.shape
+        logits = torch.full((len(self.live), num_pending, height, width), ABSENT_LOGIT)
+        row_of = {track_id: row for row, track_id in enumerate(self.pending_ids)}
+        for index, track in enumerate(self.live):
+            row = row_of.get(track.id)
+            if row is not None:
+                count = self.pending_count[row]
+                found = count > 0
+                logits[index, found] = self.pending_sum[row, found] / count[found, None, None]
+        return logits
 
     def _crop(self, masks: torch.Tensor) -> torch.Tensor:
         return masks[..., : self.valid_low_res[0], : self.valid_low_res[1]]
 
-    def _finish_frames_before(self, next_start: int) -> None:
-        """Store the frames no later window will touch; keep the rest pending."""
-        done = min(next_start - self.store.num_frames, self.pending.shape[1])
-        self.store.append(self.pending[:, :done] / self.pending_count[None, :done, None, None])
-        self.pending, self.pending_count = self.pending[:, done:], self.pending_count[done:]
+    def _update_tracks(self, track_ids: list[int], window: WindowOutputs, last_frame: int) -> None:
+        """Fold each query into its track: class probabilities, embedding, last frame found; create new tracks."""
+        length = window.mask_logits.shape[1]
+        by_id = {track.id: track for track in self.live}
+        momentum = self.association.embedding_momentum
+        for query, track_id in enumerate(track_ids):
+            probabilities, embedding = window.probabilities[query], window.embeddings[query]
+            track = by_id.get(track_id)
+            if track is None:
+                track = _Track(track_id, embedding, torch.zeros_like(probabilities), 0, last_frame)
+                self.live.append(track)
+            else:
+                track.embedding = F.normalize(momentum * track.embedding + (1.0 - momentum) * embedding, dim=0)
+                track.last_frame = last_frame
+            track.class_sum = track.class_sum + probabilities * length
+            track.weight += length
 
-    def result(self, top_k: int, threshold: float, geometry: MaskGeometry) -> VideoInstances:
-        """The top-k (track, class) pairs by mean probability, with the store of their masks."""
-        if self.store.num_frames != self.num_frames:
-            raise RuntimeError(f"tracked {self.store.num_frames} frames of {self.num_frames}")
-        scores, labels, track_indices = select_instances(self.class_sum / self.weight, top_k, threshold)
-        return VideoInstances(
-            scores=scores.numpy(),
-            labels=labels.numpy(),
-            query_indices=track_indices.numpy(),
-            logits=self.store,
-            rows=track_indices.numpy(),
-            geometry=geometry,
-        )
+    def _merge(self, track_ids: list[int], mask_logits: torch.Tensor) -> None:
+        """Add the window's logits to its tracks' rows on the pending frames and append the frames that are new."""
+        length, height, width = mask_logits.shape[1:]
+        if self.pending_sum is None:
+            self.pending_sum = mask_logits.new_zeros((0, 0, height, width))
+            self.pending_count = torch.zeros((0, 0), dtype=torch.int64)
+        row_of = {track_id: row for row, track_id in enumerate(self.pending_ids)}
+        for track_id in track_ids:
+            if track_id not in row_of:
+                row_of[track_id] = len(self.pending_ids)
+                self.pending_ids.append(track_id)
+        new_rows, new_frames = len(self.pending_ids) - len(self.pending_sum), length - self.num_pending
+        self.pending_sum = F.pad(self.pending_sum, (0, 0, 0, 0, 0, new_frames, 0, new_rows))
+        self.pending_count = F.pad(self.pending_count, (0, new_frames, 0, new_rows))
+        rows = torch.tensor([row_of[track_id] for track_id in track_ids])
+        self.pending_sum[rows] += mask_logits  # the rows are distinct: one query per track
+        self.pending_count[rows] += 1
+
+    def _retire(self, now: int) -> None:
+        """Retire the live tracks whose last window ended more than `max_gap` frames before frame `now`."""
+        horizon = now - self.association.max_gap
+        retired = [track for track in self.live if track.last_frame < horizon]
+        self.live = [track for track in self.live if track.last_frame >= horizon]
+        if self.keep_retired:
+            self.retired += retired
+
+    def _finish_before(self, next_start: int) -> list[FinishedFrame]:
+        """Hand back the frames before `next_start` and keep the rows of the rest that hold anything."""
+        done = min(next_start - self.first_pending, self.num_pending)
+        finished = []
+        for offset in range(done):
+            found = self.pending_count[:, offset] > 0
+            logits = self.pending_sum[found, offset] / self.pending_count[found, offset, None, None]
+            track_ids = np.asarray(self.pending_ids, dtype=np.int64)[found.numpy()]
+            finished.append(FinishedFrame(self.first_pending + offset, track_ids, logits))
+        self.first_pending += done
+        keep = self.pending_count[:, done:].any(dim=1)
+        self.pending_sum, self.pending_count = self.pending_sum[keep, done:], self.pending_count[keep, done:]
+        self.pending_ids = [track_id for track_id, kept in zip(self.pending_ids, keep.tolist()) if kept]
+        return finished
+
+
+class TrackLogitStore:
+    """The finished frames' per-track (n, h, w) mask logits, as float32 in an unnamed temporary file.
+
+    Frame f holds the rows of the tracks found in it; `rows(track_ids)` gives a `LowResLogits` view with one row
+    per requested track, ABSENT_LOGIT where a track was not found. The file is deleted when the store is closed or
+    garbage collected. Reads use plain file reads, not a memory map, so that what was written does not come back
+    into the process's memory.
+    """
+
+    def __init__(self, low_res_size: tuple[int, int]):
+        self.low_res_size = low_res_size
+        self.frame_size = low_res_size[0] * low_res_size[1]  # floats per row
+        self.file = tempfile.TemporaryFile()
+        self.offsets = [0]  # byte offset of each frame's rows, and of the end
+        self.frame_track_ids: list[np.ndarray] = []
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.frame_track_ids)
+
+    def append(self, frame: FinishedFrame) -> None:
+        if frame.index != self.num_frames:
+            raise ValueError(f"frames must be stored in order: got frame {frame.index}, expected {self.num_frames}")
+        data = frame.logits.to(torch.float32).contiguous().numpy().tobytes()
+        self.file.seek(0, os.SEEK_END)
+        self.file.write(data)
+        self.offsets.append(self.offsets[-1] + len(data))
+        self.frame_track_ids.append(frame.track_ids)
+
+    def read(self, start: int, stop: int, track_ids: np.ndarray) -> torch.Tensor:
+        """(len(track_ids), stop - start, h, w) logits of the given tracks on frames [start, stop)."""
+        logits = torch.full((len(track_ids), stop - start, *self.low_res_size), ABSENT_LOGIT)
+        self.file.seek(self.offsets[start])
+        data = np.frombuffer(self.file.read(self.offsets[stop] - self.offsets[start]), dtype=np.float32)
+        position = 0
+        for offset, frame_ids in enumerate(self.frame_track_ids[start:stop]):
+            frame = data[position : position + len(frame_ids) * self.frame_size].reshape(-1, *self.low_res_size)
+            position += len(frame_ids) * self.frame_size
+            row_of = {track_id: row for row, track_id in enumerate(frame_ids.tolist())}
+            for index, track_id in enumerate(track_ids.tolist()):
+                if track_id in row_of:
+                    logits[index, offset] = torch.from_numpy(frame[row_of[track_id]].copy())
+        return logits
+
+    def rows(self, track_ids: np.ndarray) -> _TrackRows:
+        return _TrackRows(self, track_ids)
+
+
+class _TrackRows:
+    """A `LowResLogits` over a `TrackLogitStore`: row i is track `track_ids[i]`."""
+
+    def __init__(self, store: TrackLogitStore, track_ids: np.ndarray):
+        self.store = store
+        self.track_ids = np.asarray(track_ids, dtype=np.int64)
+        self.num_frames = store.num_frames
+
+    def read(self, start: int, stop: int) -> torch.Tensor:
+        return self.store.read(start, stop, self.track_ids)
 
 
 def _windows(source: VideoSource, starts: list[int], clip_length: int) -> Iterator[np.ndarray]:
@@ -205,6 +441,7 @@ def segment_video_by_clips(
     threshold: float = 0.0,
     frame_chunk_size: int | None = None,
     progress: bool = False,
+    association: Association | None = None,
 ) -> VideoInstances:
     """Segment a video of any length clip by clip, with the model's memory bounded by one window.
 
@@ -218,6 +455,7 @@ def segment_video_by_clips(
         threshold: keep instances whose score is above this.
         frame_chunk_size: passed to the model's forward (backbone and pixel decoder on this many frames at once).
         progress: show a progress bar over the windows.
+        association: when a query continues a track (default: `Association()`).
 
     Returns:
         The instances, with masks at low resolution until asked for (`VideoInstances.frame_masks`).
@@ -225,21 +463,35 @@ def segment_video_by_clips(
     source = video if isinstance(video, VideoSource) else open_video(video)
     top_k = model.config.test_top_k if top_k is None else top_k
     starts = clip_starts(source.num_frames, clip_length, overlap)
-    device, dtype = model.device, model.dtype
-    tracker = geometry = None
+    tracker = store = geometry = None
     windows = _windows(source, starts, clip_length)
     for index, frames in enumerate(tqdm(windows, total=len(starts), disable=not progress, desc=source.name)):
-        inputs = processor(frames, input_data_format="channels_last", return_tensors="pt")
-        outputs = model(
-            pixel_values_videos=inputs["pixel_values_videos"].to(device, dtype), frame_chunk_size=frame_chunk_size
-        )
-        mask_logits = outputs.masks_queries_logits[0].float().cpu()  # (Q, t, h, w)
-        probabilities = class_probabilities(outputs.class_queries_logits[0]).cpu()  # (Q, K)
+        window, resized_size = run_window(model, processor, frames, frame_chunk_size)
         if tracker is None:
-            geometry = MaskGeometry.of_masks(
-                mask_logits.shape[-2:], inputs["resized_sizes"][0].tolist(), (source.height, source.width)
-            )
-            tracker = _ClipTracker(source.num_frames, geometry.valid_low_res_size)
+            low_res_size = tuple(window.mask_logits.shape[-2:])
+            geometry = MaskGeometry.of_masks(low_res_size, resized_size, (source.height, source.width))
+            tracker = WindowTracker(geometry.valid_low_res_size, association)
+            store = TrackLogitStore(low_res_size)
         next_start = starts[index + 1] if index + 1 < len(starts) else source.num_frames
-        tracker.add(probabilities, mask_logits, next_start)
-    return tracker.result(top_k, threshold, geometry)
+        for frame in tracker.add(window, next_start):
+            store.append(frame)
+    if store.num_frames != source.num_frames:
+        raise RuntimeError(f"tracked {store.num_frames} frames of {source.num_frames}")
+    return _select_tracks(tracker.all_tracks(), store, top_k, threshold, geometry)
+
+
+def _select_tracks(
+    tracks: list[_Track], store: TrackLogitStore, top_k: int, threshold: float, geometry: MaskGeometry
+) -> VideoInstances:
+    """The top-k (track, class) pairs by mean probability, with a view of their masks in the store."""
+    probabilities = torch.stack([track.probabilities for track in tracks])  # (num_tracks, K)
+    scores, labels, indices = select_instances(probabilities, top_k, threshold)
+    track_ids = np.array([tracks[index].id for index in indices.tolist()], dtype=np.int64)
+    return VideoInstances(
+        scores=scores.numpy(),
+        labels=labels.numpy(),
+        query_indices=track_ids,
+        logits=store.rows(track_ids),
+        rows=np.arange(len(track_ids)),
+        geometry=geometry,
+    )
