@@ -194,6 +194,14 @@ def test_cli_make_synthetic(tmp_path, capsys):
     assert len(train["videos"]) == 2 and len(valid["videos"]) == 1
     assert (train["videos"][0]["height"], train["videos"][0]["width"]) == (32, 40)
     assert "green_triangle" in capsys.readouterr().out
+    assert train["info"]["motion"] == "linear"
+
+
+def test_cli_make_synthetic_bounded_motion(tmp_path):
+    output = tmp_path / "bounded"
+    argv = ["make-synthetic", "--output", str(output), "--videos", "2", "--frames", "3", "--classes", "2"]
+    assert main(argv + ["--height", "32", "--width", "40", "--motion", "bounded", "--no-progress"]) == 0
+    assert json.loads((output / "train" / "instances.json").read_text())["info"]["motion"] == "bounded"
 
 
 def test_cli_rejects_bad_arguments(tmp_path, capsys):

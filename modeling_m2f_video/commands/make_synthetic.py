@@ -42,6 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--max-objects", type=positive_int, default=4, help="most objects in one video (default 4)")
     parser.add_argument(
+        "--motion",
+        choices=("linear", "bounded"),
+        default="linear",
+        help="linear: constant velocity and growth (the demo model's videos); bounded: objects bounce, sizes "
+        "oscillate, objects leave and come back, in distribution at any length (default linear)",
+    )
+    parser.add_argument(
         "--jpeg-quality", type=int_between(1, 100), default=90, help="JPEG quality of the frames, 1-100 (default 90)"
     )
     parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
@@ -68,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         valid_fraction=args.valid_fraction,
         max_objects=args.max_objects,
+        motion=args.motion,
         jpeg_quality=args.jpeg_quality,
         progress=not args.no_progress,
     )
