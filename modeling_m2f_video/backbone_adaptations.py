@@ -1,6 +1,8 @@
-"""Two backbone adaptations that make transformers' backbones compute what the official detectron2 ones compute.
+"""Backbone adaptations: two make transformers' backbones compute what the official detectron2 ones compute, one
+keeps a Swin weight that no output depends on out of training.
 
-Neither adds, removes or renames a parameter or buffer, so image checkpoints load unchanged.
+None adds, removes or renames a state-dict entry, so image checkpoints load unchanged (and video checkpoints load
+into the image model).
 
 - **Frozen batch norm (ResNet).** detectron2's ResNets use `FrozenBN`: fixed statistics and affine parameters,
   also during training. [`freeze_batch_norms`] turns transformers' `nn.BatchNorm2d` layers into
@@ -14,6 +16,12 @@ Neither adds, removes or renames a parameter or buffer, so image checkpoints loa
   That gives different numbers on such maps, which real videos hit (Swin-L, window 12, at 360p).
   [`pad_small_swin_windows`] switches a `SwinBackbone` to the official behaviour in place; the relative-position
   index (built for `config.window_size`) stays consistent because the window size is kept.
+- **Swin's unused final norm.** transformers' `SwinBackbone` builds a whole `SwinModel`, whose final `layernorm`
+  normalises the last hidden state; the backbone's feature maps are taken before it (and normed by
+  `hidden_states_norms`), so no output depends on that norm, and as a trainable parameter it never gets a gradient.
+  Distributed data parallel training then fails at its second step (DDP waits for that gradient unless
+  `find_unused_parameters=True`, which costs a graph traversal every step). [`freeze_unused_swin_norm`] keeps its
+  weight and bias as buffers ([`FrozenLayerNorm`]): same state-dict keys, same numbers, no parameter.
 """
 
 from torch import Tensor, nn
@@ -41,6 +49,26 @@ def freeze_batch_norms(module: nn.Module) -> None:
             submodule.__class__ = FrozenBatchNorm2d
             submodule.weight.requires_grad_(False)
             submodule.bias.requires_grad_(False)
+
+
+class FrozenLayerNorm(nn.LayerNorm):
+    """LayerNorm whose weight and bias are buffers instead of parameters: saved, loaded, moved and cast like the
+    LayerNorm's, but seen by no optimizer and no gradient synchronisation (detectron2's `FrozenBN` keeps its affine
+    terms as buffers the same way)."""
+
+
+def freeze_unused_swin_norm(backbone: SwinBackbone) -> None:
+    """Turns the final `swin.layernorm` of `backbone`, which no backbone output depends on, into a
+    [`FrozenLayerNorm`] in place (values and state-dict keys are kept)."""
+    norm = backbone.swin.layernorm
+    if type(norm) is not nn.LayerNorm:
+        raise TypeError(f"expected the SwinModel's final nn.LayerNorm, found {type(norm).__name__}")
+    norm.__class__ = FrozenLayerNorm
+    for name in ("weight", "bias"):
+        tensor = getattr(norm, name)
+        if isinstance(tensor, nn.Parameter):
+            delattr(norm, name)
+            norm.register_buffer(name, tensor.detach())
 
 
 class OfficialSwinLayer(SwinLayer):

@@ -15,7 +15,7 @@ state dict of [`Mask2FormerVideoForVideoInstanceSegmentation`] has exactly the k
 
 | upstream class | video class | what changes, and why |
 | --- | --- | --- |
-| `Mask2FormerPixelLevelModule` | `Mask2FormerVideoPixelLevelModule` | runs on the B·T frames, optionally `frame_chunk_size` at a time (bounded memory, same outputs); backbone adaptations of `backbone_adaptations.py` (frozen batch norm, official Swin window padding) |
+| `Mask2FormerPixelLevelModule` | `Mask2FormerVideoPixelLevelModule` | runs on the B·T frames, optionally `frame_chunk_size` at a time (bounded memory, same outputs); backbone adaptations of `backbone_adaptations.py` (frozen batch norm, official Swin window padding, Swin's unused final norm kept out of training) |
 | `Mask2FormerTransformerModule` | `Mask2FormerVideoTransformerModule` | memory flattened over (T, h, w), t slowest; position = 2-D sine + temporal sine (change 1, 2) |
 | `Mask2FormerMaskedAttentionDecoder` | `Mask2FormerVideoMaskedAttentionDecoder` | own loop: no layer drop (the official decoder has none; upstream skips layers at random with probability `config.dropout`); mask volumes of earlier layers dropped at inference once their attention mask is made |
 | `Mask2FormerMaskedAttentionDecoderLayer` | `Mask2FormerVideoDecoderLayer` | attention through `scaled_dot_product_attention` with a head-broadcast mask (upstream copies the mask per head); the upstream modules run for `attn_implementation="eager"` and when attention weights are asked for |
@@ -44,7 +44,7 @@ from transformers.models.mask2former.modeling_mask2former import (
     Mask2FormerTransformerModule,
 )
 
-from .backbone_adaptations import freeze_batch_norms, pad_small_swin_windows
+from .backbone_adaptations import freeze_batch_norms, freeze_unused_swin_norm, pad_small_swin_windows
 from .configuration import Mask2FormerVideoConfig
 from .loss_m2f_video import Mask2FormerVideoLoss
 
@@ -59,7 +59,14 @@ class Mask2FormerVideoModelOutput(Mask2FormerModelOutput):
     tensors of the backbone and pixel decoder have the B·T frames as their batch dimension, and
     `masks_queries_logits` holds one `(batch_size, num_queries, num_frames, height/4, width/4)` mask volume per
     decoder prediction (the first one is made from the learned queries before any decoder layer).
+
+    With `output_attentions=True`, `attentions` holds one tensor per decoder layer, the self-attention weights
+    `(batch_size, num_heads, num_queries, num_queries)`, as in the image model, and `cross_attentions` the masked
+    cross-attention weights `(batch_size, num_heads, num_queries, num_frames * h * w)` of the same layers over the
+    feature level each layer attends to (t slowest), as in transformers' encoder-decoder outputs.
     """
+
+    cross_attentions: tuple[Tensor, ...] | None = None
 
 
 @dataclass
@@ -71,9 +78,11 @@ class Mask2FormerVideoForVideoInstanceSegmentationOutput(Mask2FormerForUniversal
     `masks_queries_logits` is `(batch_size, num_queries, num_frames, height/4, width/4)`, both from the last decoder
     layer. `auxiliary_logits` lists the same two tensors for every earlier prediction. `loss_dict` holds the weighted
     loss terms (class, mask and dice for the last layer and for every auxiliary prediction) when labels are given.
+    `attentions` and `cross_attentions` are those of [`Mask2FormerVideoModelOutput`].
     """
 
     loss_dict: dict[str, Tensor] | None = None
+    cross_attentions: tuple[Tensor, ...] | None = None
 
 
 def temporal_sine_embedding(
@@ -104,8 +113,10 @@ class Mask2FormerVideoPixelLevelModule(Mask2FormerPixelLevelModule):
         backbone_type = config.backbone_config.model_type
         if backbone_type == "resnet" and config.backbone_frozen_batch_norm:
             freeze_batch_norms(self.encoder)
-        if backbone_type == "swin" and config.swin_pad_small_windows:
-            pad_small_swin_windows(self.encoder)
+        if backbone_type == "swin":
+            freeze_unused_swin_norm(self.encoder)
+            if config.swin_pad_small_windows:
+                pad_small_swin_windows(self.encoder)
 
     def forward(
         self, pixel_values: Tensor, output_hidden_states: bool = False, frame_chunk_size: int | None = None
@@ -217,6 +228,10 @@ class Mask2FormerVideoDecoderLayer(Mask2FormerMaskedAttentionDecoderLayer):
             memory_position_embeddings: their spatio-temporal position encoding, `(T*h*w, B, C)`.
             query_position_embeddings: `(Q, B, C)`.
             blocked: `(B, 1, Q, T*h*w)`, True where a query may not attend to a key.
+
+        Returns:
+            `(hidden_states,)`, and with `output_attentions` also the self-attention weights `(B, heads, Q, Q)` and
+            the cross-attention weights `(B, heads, Q, T*h*w)`, in the order of the image layer's outputs.
         """
         eager = output_attentions or self.config._attn_implementation == "eager"
 
@@ -252,7 +267,10 @@ class Mask2FormerVideoDecoderLayer(Mask2FormerMaskedAttentionDecoderLayer):
         attention = self.cross_attn
         if eager:
             per_head_mask = blocked.expand(-1, attention.num_heads, -1, -1).flatten(0, 1)  # (B*heads, Q, S)
-            return attention(query, key, memory, attn_mask=per_head_mask, need_weights=True)
+            # Per-head weights (B, heads, Q, S), the layout of transformers' attention outputs.
+            return attention(
+                query, key, memory, attn_mask=per_head_mask, need_weights=True, average_attn_weights=False
+            )
         weight_q, weight_k, weight_v = attention.in_proj_weight.chunk(3)
         bias_q, bias_k, bias_v = attention.in_proj_bias.chunk(3)
         output = _sdpa(
@@ -323,10 +341,13 @@ class Mask2FormerVideoMaskedAttentionDecoder(Mask2FormerMaskedAttentionDecoder):
             level_sizes: `(h, w)` per level.
             output_all_predictions: keep the prediction (normed queries and mask volume) of every layer, not only
                 the last one.
+            output_attentions: return the self-attention weights of every layer in `attentions` (one tensor per
+                layer, as upstream) and the cross-attention weights in `cross_attentions`.
         """
         hidden_states = query_features
         all_hidden_states = [] if output_hidden_states else None
-        attentions = [] if output_attentions else None
+        self_attentions = [] if output_attentions else None
+        cross_attentions = [] if output_attentions else None
         normed_states, mask_predictions = [], []
 
         normed = self.layernorm(hidden_states)
@@ -350,7 +371,8 @@ class Mask2FormerVideoMaskedAttentionDecoder(Mask2FormerMaskedAttentionDecoder):
             )
             hidden_states = layer_outputs[0]
             if output_attentions:
-                attentions.append(layer_outputs[1:])
+                self_attentions.append(layer_outputs[1])
+                cross_attentions.append(layer_outputs[2])
             normed = self.layernorm(hidden_states)
             masks, blocked = self.mask_predictor(
                 normed, mask_features, level_sizes[(index + 1) % self.num_feature_levels]
@@ -363,7 +385,8 @@ class Mask2FormerVideoMaskedAttentionDecoder(Mask2FormerMaskedAttentionDecoder):
         return Mask2FormerMaskedAttentionDecoderOutput(
             last_hidden_state=hidden_states.transpose(0, 1),
             hidden_states=tuple(all_hidden_states) if output_hidden_states else None,
-            attentions=tuple(attentions) if output_attentions else None,
+            attentions=tuple(self_attentions) if output_attentions else None,
+            cross_attentions=tuple(cross_attentions) if output_attentions else None,
             intermediate_hidden_states=tuple(normed_states),
             masks_queries_logits=tuple(mask_predictions),
         )
@@ -436,6 +459,16 @@ class Mask2FormerVideoPreTrainedModel(Mask2FormerPreTrainedModel):
     # Attention runs through scaled_dot_product_attention; `attn_implementation="eager"` selects the image layers'
     # own attention modules (the reference path).
     _supports_sdpa = True
+
+    @classmethod
+    def _can_set_attn_implementation(cls) -> bool:
+        """`set_attn_implementation` may switch these models after construction: every decoder layer reads
+        `config._attn_implementation` at each forward call, so the switch takes effect at the next call.
+
+        transformers otherwise guesses the answer from the source of the model's module (an `...Attention(nn.Module)`
+        class that does not call its attention-function registry means no, an unreadable source means no); it is
+        stated here instead, so that it depends neither on that heuristic nor on the source being readable."""
+        return True
 
 
 def _check_video_input(pixel_values_videos: Tensor, pixel_mask: Tensor | None) -> None:
@@ -529,6 +562,7 @@ class Mask2FormerVideoModel(Mask2FormerVideoPreTrainedModel):
             transformer_decoder_intermediate_states=decoder_output.intermediate_hidden_states,
             attentions=decoder_output.attentions,
             masks_queries_logits=decoder_output.masks_queries_logits,
+            cross_attentions=decoder_output.cross_attentions,
         )
         return output if return_dict else output.to_tuple()
 
@@ -667,6 +701,7 @@ class Mask2FormerVideoForVideoInstanceSegmentation(Mask2FormerVideoPreTrainedMod
             transformer_decoder_hidden_states=outputs.transformer_decoder_hidden_states,
             attentions=outputs.attentions,
             loss_dict=loss_dict,
+            cross_attentions=outputs.cross_attentions,
         )
         return output if return_dict else output.to_tuple()
 

@@ -48,16 +48,54 @@ def test_sdpa_matches_eager_gradients():
 
 
 def test_attention_weights_are_returned_on_request():
+    """As the image model: one self-attention tensor per decoder layer in `attentions`; the masked cross-attention
+    weights in `cross_attentions` (transformers' name for them), per head too."""
     config = tiny_config()
     model = Mask2FormerVideoForVideoInstanceSegmentation(config).eval()
     with torch.no_grad():
         outputs = model(torch.randn(1, 2, 3, 64, 64), output_attentions=True)
-    assert len(outputs.attentions) == config.decoder_layers - 1
-    self_weights, cross_weights = outputs.attentions[0]
-    assert self_weights.shape == (1, config.num_attention_heads, config.num_queries, config.num_queries)
-    # Cross-attention over the 2 frames of the stride-32 level (2 x 2 x 2 keys), averaged over heads.
-    assert cross_weights.shape == (1, config.num_queries, 2 * 2 * 2)
-    torch.testing.assert_close(cross_weights.sum(-1), torch.ones(1, config.num_queries))
+        base_outputs = model.model(torch.randn(1, 2, 3, 64, 64), output_attentions=True)
+    heads, queries = config.num_attention_heads, config.num_queries
+    for result in (outputs, base_outputs):
+        assert len(result.attentions) == len(result.cross_attentions) == config.decoder_layers - 1
+        assert all(isinstance(weights, torch.Tensor) for weights in result.attentions + result.cross_attentions)
+    assert outputs.attentions[-1].shape == (1, heads, queries, queries)
+    torch.testing.assert_close(outputs.attentions[0].sum(-1), torch.ones(1, heads, queries))
+    # Layer l attends to level l % 3 (strides 32, 16, 8) of both frames: 2 x (2x2, 4x4, 8x8) keys.
+    for layer, cross_weights in enumerate(outputs.cross_attentions):
+        side = 2 ** (1 + layer % 3)
+        assert cross_weights.shape == (1, heads, queries, 2 * side * side)
+        torch.testing.assert_close(cross_weights.sum(-1), torch.ones(1, heads, queries))
+    assert model(torch.randn(1, 2, 3, 64, 64)).cross_attentions is None
+
+
+@pytest.mark.parametrize("backbone", ["resnet", "swin"])
+def test_attention_implementation_can_be_switched_on_a_built_model(backbone):
+    """`set_attn_implementation` switches a built model (and its backbone) between the two paths, as
+    `from_pretrained(..., attn_implementation=...)` does; both give the same predictions.
+
+    Back to SDPA, the backbone keeps its own default: transformers applies a plain string to every sub-model, and
+    its ResNet (which has no attention) accepts only "eager", so a dict names the backbone's."""
+    model = Mask2FormerVideoForVideoInstanceSegmentation(tiny_config(backbone)).eval()
+    video = torch.randn(1, 2, 3, 64, 64)
+    assert model.config._attn_implementation == "sdpa"
+    backbone_default = model.config.backbone_config._attn_implementation
+    assert backbone_default == {"resnet": "eager", "swin": "sdpa"}[backbone]
+    # The image layer's nn.MultiheadAttention runs only on the eager path (SDPA uses its weights directly).
+    eager_calls = []
+    model.model.transformer_module.decoder.layers[0].cross_attn.register_forward_hook(lambda *_: eager_calls.append(1))
+    with torch.no_grad():
+        fast = model(video).masks_queries_logits
+        model.set_attn_implementation("eager")
+        assert model.config._attn_implementation == "eager"
+        assert model.config.backbone_config._attn_implementation == "eager"
+        reference = model(video).masks_queries_logits
+        assert len(eager_calls) == 1
+        model.set_attn_implementation({"": "sdpa", "backbone_config": backbone_default})
+        assert model.config._attn_implementation == "sdpa"
+        model(video)
+    assert len(eager_calls) == 1
+    torch.testing.assert_close(fast, reference, rtol=0, atol=1e-4)
 
 
 def test_inference_keeps_only_the_last_prediction():

@@ -14,7 +14,7 @@ from modeling_m2f_video import (
     Mask2FormerVideoModel,
 )
 from modeling_m2f_video import modeling_m2f_video as modeling
-from modeling_m2f_video.backbone_adaptations import FrozenBatchNorm2d
+from modeling_m2f_video.backbone_adaptations import FrozenBatchNorm2d, FrozenLayerNorm
 from modeling_m2f_video.modeling_m2f_video import temporal_sine_embedding
 
 
@@ -134,8 +134,9 @@ def test_frame_chunking_gives_the_same_gradients():
         torch.testing.assert_close(chunked[name], whole[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
-def test_image_checkpoint_loads_without_missing_or_unexpected_keys(tmp_path):
-    video_config = tiny_config()
+@pytest.mark.parametrize("backbone", ["resnet", "swin"])
+def test_image_checkpoint_loads_without_missing_or_unexpected_keys(tmp_path, backbone):
+    video_config = tiny_config(backbone)
     image_config = Mask2FormerConfig(**{k: v for k, v in video_config.to_dict().items() if k != "model_type"})
     image_model = Mask2FormerForUniversalSegmentation(image_config).eval()
     image_model.save_pretrained(tmp_path)
@@ -202,6 +203,28 @@ def test_frozen_batch_norm_ignores_training_mode():
         train_features = model.model.pixel_level_module.encoder(video[0]).feature_maps
     for eval_map, train_map in zip(eval_features, train_features):
         torch.testing.assert_close(eval_map, train_map)
+
+
+@pytest.mark.parametrize("backbone", ["resnet", "swin"])
+def test_every_trainable_parameter_gets_a_gradient(backbone):
+    """Distributed data parallel training (default `find_unused_parameters=False`) fails at its second step when a
+    trainable parameter got no gradient in the first, so the model has none that no output depends on."""
+    model = make_model(backbone).train()
+    video = torch.randn(1, 2, 3, 64, 64)
+    labels = {"mask_labels": [torch.rand(2, 2, 64, 64).round()], "class_labels": [torch.tensor([0, 2])]}
+    model(video, **labels).loss.backward()
+    assert [name for name, param in model.named_parameters() if param.requires_grad and param.grad is None] == []
+
+
+def test_unused_swin_norm_is_kept_as_buffers():
+    """The final norm of transformers' SwinModel, which the backbone's feature maps do not go through, is no
+    parameter, but keeps its state-dict entries (image checkpoints and strict loading in both directions)."""
+    model = make_model("swin")
+    norm = model.model.pixel_level_module.encoder.swin.layernorm
+    assert isinstance(norm, FrozenLayerNorm) and list(norm.parameters()) == []
+    prefix = "model.pixel_level_module.encoder.swin.layernorm."
+    assert {prefix + "weight", prefix + "bias"} <= set(model.state_dict())
+    assert not any(name.startswith(prefix) for name, _ in model.named_parameters())
 
 
 def test_gradient_checkpointing_gives_the_same_gradients():
