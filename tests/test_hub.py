@@ -25,6 +25,7 @@ from modeling_m2f_video import (
     Mask2FormerVideoProcessor,
 )
 from modeling_m2f_video import model_cards as cards
+from modeling_m2f_video.app.space import write_space_files
 from modeling_m2f_video.cli import main
 from modeling_m2f_video.commands.hub import _size_text
 from modeling_m2f_video.configuration import PRESETS
@@ -356,8 +357,8 @@ def test_export_hub_command(model_dir, tmp_path, capsys):
     assert main(["export-hub", str(model_dir), "--output", str(tmp_path / "out"), "--repo-id", "org/tiny"]) == 0
     assert "modeling_mask2former_video.py" in capsys.readouterr().out
     assert '"org/tiny"' in (tmp_path / "out" / "README.md").read_text()
-    # The export is also a Hub Space (app.py + requirements.txt), and push uploads those files too.
-    assert {"app.py", "requirements.txt"} <= {path.name for path in (tmp_path / "out").iterdir()}
+    # With the Space files of the web app added, push uploads those files too.
+    write_space_files(tmp_path / "out")
     assert main(["push", str(tmp_path / "out"), "--repo-id", "org/tiny", "--dry-run"]) == 0
     assert {"app.py", "requirements.txt"} <= listed_files(capsys.readouterr().out)
     assert main(["export-hub", str(model_dir), "--output", str(tmp_path / "out")]) == 2

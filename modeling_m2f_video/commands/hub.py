@@ -77,11 +77,7 @@ def run_export(args: argparse.Namespace) -> int:
     _print_files(f"{verb} {{count}} files ({{size}}) to {output}:", export.sizes(), export.left_out, "exported")
     if args.dry_run:
         return 0
-    published = export.publish(output, overwrite=args.overwrite)
-    print(f"exported to {published}")
-    from modeling_m2f_video.app.space import write_space_files
-
-    print(f"space files: {', '.join(path.name for path in write_space_files(published))}")
+    print(f"exported to {export.publish(output, overwrite=args.overwrite)}")
     return 0
 
 
