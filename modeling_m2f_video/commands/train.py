@@ -6,7 +6,8 @@ options work under `accelerate launch -m modeling_m2f_video.train ...` for sever
 
 import argparse
 import dataclasses
-import sys
+
+from ..errors import UserInputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train; print where the model went and the metric. Bad input exits with status 2 and a clear message."""
+    """Train; print where the model went and the metric.
+
+    Bad input raises `UserInputError`, which the CLI prints as one line (exit status 2). A plain `ValueError`
+    from the layers below (a model config's own checks of a `--config` file's values, say) most likely comes
+    from bad input too: it is reported the same way, prefixed `train:`.
+    """
     from ..training import TrainingConfig, train
 
     options = {
@@ -45,9 +51,10 @@ def run(args: argparse.Namespace) -> int:
     }
     try:
         result = train(TrainingConfig(**options))
+    except UserInputError:
+        raise
     except ValueError as error:
-        print(f"train: error: {error}", file=sys.stderr)
-        return 2
+        raise UserInputError(f"train: {error}") from error
     print(f"model: {result.output_dir} (step {result.step})")
     if result.metrics is not None:
         print("eval: " + ", ".join(f"{key} {value:.4f}" for key, value in result.metrics.items()))

@@ -5,7 +5,8 @@
 - `model_setup`: starting point, parameter groups, learning-rate schedule;
 - `loop`: the Accelerate loop ([`train`]);
 - `evaluation`: the YouTube-VIS metric during and after training;
-- `checkpoints`: resumable checkpoints and the final `from_pretrained` folder.
+- `checkpoints`: resumable checkpoints (tensors and JSON only, written atomically), the rules of the output
+  folder, and the final `from_pretrained` folder.
 """
 
 from typing import TYPE_CHECKING
@@ -14,8 +15,8 @@ from .._lazy import attach
 
 if TYPE_CHECKING:
     from .config import SCHEDULES, TrainingConfig, TrainingResult
-    from .loop import train
+    from .loop import TrainingDivergedError, train
 
 __getattr__, __dir__, __all__ = attach(
-    __name__, {"config": ["SCHEDULES", "TrainingConfig", "TrainingResult"], "loop": ["train"]}
+    __name__, {"config": ["SCHEDULES", "TrainingConfig", "TrainingResult"], "loop": ["TrainingDivergedError", "train"]}
 )

@@ -6,18 +6,21 @@ and a resumed run sees exactly the clips the uninterrupted run would have seen.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 import numpy as np
 import torch
 from accelerate import Accelerator
 
+from ..errors import UserInputError
 from ..processing.video_processing_m2f_video import Mask2FormerVideoProcessor
 from ..processing.ytvis_dataset import YTVISClipDataset, YTVISCollator, build_ytvis_index, index_categories
+from ..ytvis.rle import decode_rle_strings
 from .config import TrainingConfig
 
 
@@ -36,22 +39,115 @@ class YTVISSplit:
 
 
 def load_split(path: str | os.PathLike, option: str = "data") -> YTVISSplit:
-    """Read a split folder (`instances.json` + `JPEGImages/`); errors name the option and what is missing."""
+    """Read and check a split folder (`instances.json` + `JPEGImages/`) before any training starts.
+
+    Besides the reader's own checks (`build_ytvis_index`: frame counts, sizes, missing frames, unknown
+    categories), every video, category and annotation must have an integer `id`, every frame file must lie
+    inside `JPEGImages/` (no absolute paths, no `..`), and every compressed RLE string must decode to its frame,
+    so that bad data is reported now, with its place, and not as a crash hours into training.
+
+    Raises:
+        UserInputError: naming the option (a missing folder or file), or the annotation file and the record.
+    """
     path = Path(path)
     if not path.is_dir():
-        raise ValueError(f"{option}: {path} is not a folder")
+        raise UserInputError(f"{option}: {path} is not a folder")
     annotation_file = path / "instances.json"
     if not annotation_file.is_file():
-        raise ValueError(f"{option}: {path} has no instances.json (expected {path}/instances.json and JPEGImages/)")
+        raise UserInputError(
+            f"{option}: {path} has no instances.json (expected {path}/instances.json and JPEGImages/)"
+        )
     if not (path / "JPEGImages").is_dir():
-        raise ValueError(f"{option}: {path} has no JPEGImages/ folder")
+        raise UserInputError(f"{option}: {path} has no JPEGImages/ folder")
+    content = _read_annotation_file(annotation_file)
+    _check_records(content, annotation_file)
     try:
-        index = build_ytvis_index(annotation_file, path / "JPEGImages")
+        index = build_ytvis_index(content, path / "JPEGImages")
     except ValueError as error:
-        raise ValueError(f"{option}: {error}") from error
+        raise UserInputError(f"{annotation_file}: {error}") from error
+    _check_rle_strings(index, annotation_file)
     if len(index) == 0:
-        raise ValueError(f"{option}: {annotation_file} lists no videos")
+        raise UserInputError(f"{annotation_file}: lists no videos")
     return YTVISSplit(path=path, annotation_file=annotation_file, index=index)
+
+
+def _read_annotation_file(annotation_file: Path) -> dict:
+    """The annotation file's JSON object; malformed JSON is a UserInputError naming the file."""
+    try:
+        content = json.loads(annotation_file.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UserInputError(f"{annotation_file}: not valid JSON ({error})") from error
+    if not isinstance(content, dict):
+        raise UserInputError(f"{annotation_file}: must hold a JSON object with videos, categories and annotations")
+    for key in ("videos", "categories", "annotations"):
+        if not isinstance(content.get(key) or [], list):
+            raise UserInputError(f"{annotation_file}: '{key}' must be a list")
+    return content
+
+
+def _check_records(content: dict, annotation_file: Path) -> None:
+    """Every record is an object with an integer `id`, and every video's frame files stay inside `JPEGImages/`."""
+    for key in ("videos", "categories", "annotations"):
+        for i, record in enumerate(content.get(key) or []):
+            if not isinstance(record, dict):
+                raise UserInputError(f"{annotation_file}: {key}[{i}] must be an object")
+            if not _is_int(record.get("id")):
+                where = f"{key}[{i}]" + (f" (video_id {record.get('video_id')})" if key == "annotations" else "")
+                raise UserInputError(f"{annotation_file}: {where} has no integer 'id' (got {record.get('id')!r})")
+    for video in content.get("videos") or []:
+        file_names = video.get("file_names")
+        for t, file_name in enumerate(file_names if isinstance(file_names, list) else []):
+            if not _inside_image_root(file_name):
+                raise UserInputError(
+                    f"{annotation_file}: video {video['id']}: file_names[{t}] {file_name!r} is not a relative "
+                    "path inside JPEGImages/ (absolute paths and '..' are refused)"
+                )
+
+
+def _inside_image_root(file_name: Any) -> bool:
+    """Whether a `file_names` entry is a relative path without `..`, so that it names a file under the image root.
+
+    Read with Windows rules, so that backslashes, drives and roots count too (a name like `C:x` or `\\x` is
+    refused everywhere).
+    """
+    if not isinstance(file_name, str) or not file_name:
+        return False
+    path = PureWindowsPath(file_name)
+    return not (path.drive or path.root or ".." in path.parts)
+
+
+def _check_rle_strings(index: Any, annotation_file: Path) -> None:
+    """Decode-check every compressed RLE string of the index at once: well formed and covering its frame exactly.
+
+    The reader keeps compressed strings as they are, and pycocotools would only fail on a bad one when a clip
+    showing that frame is decoded, naming no video.
+    """
+    strings, totals, places = [], [], []
+    columns = index.select_columns(["video_id", "height", "width", "file_names", "instances"])[:]
+    for video_id, height, width, file_names, instances in zip(*columns.values(), strict=True):
+        for instance in instances:
+            for t, counts in enumerate(instance["segmentations"]):
+                if counts is not None:
+                    strings.append(counts)
+                    totals.append(height * width)
+                    places.append((video_id, instance["id"], t, file_names[t]))
+    runs, owner, well_formed = decode_rle_strings([counts.encode("ascii", errors="replace") for counts in strings])
+    is_ascii = np.array([counts.isascii() for counts in strings], dtype=bool)
+    covered = np.bincount(owner, weights=runs, minlength=len(strings)) == np.array(totals)
+    bad = np.flatnonzero(~(well_formed & covered & is_ascii))
+    if bad.size:
+        video_id, annotation_id, t, file_name = places[bad[0]]
+        counts = strings[bad[0]]
+        shown = repr(counts if len(counts) <= 40 else counts[:40] + "...")
+        raise UserInputError(
+            f"{annotation_file}: video {video_id}, annotation {annotation_id}: segmentations[{t}] (frame "
+            f"{file_name}): invalid compressed RLE counts {shown} (malformed, or runs not covering the "
+            f"{totals[bad[0]]} pixels of the frame)"
+        )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _mixed_seed(*numbers: int) -> int:
@@ -172,10 +268,10 @@ def build_clip_loader(
 def per_device_batch_size(batch_size: int, num_processes: int, grad_accum: int) -> int:
     """Clips per process and micro-batch; the global batch must split evenly."""
     if batch_size < 1 or grad_accum < 1:
-        raise ValueError(f"batch_size and grad_accum must be >= 1, got {batch_size} and {grad_accum}")
+        raise UserInputError(f"--batch-size {batch_size} --grad-accum {grad_accum}: both must be >= 1")
     if batch_size % (num_processes * grad_accum):
-        raise ValueError(
-            f"batch_size {batch_size} does not split over {num_processes} process(es) x {grad_accum} "
+        raise UserInputError(
+            f"--batch-size {batch_size}: does not split over {num_processes} process(es) x {grad_accum} "
             "accumulation step(s); choose a multiple of their product"
         )
     return batch_size // (num_processes * grad_accum)

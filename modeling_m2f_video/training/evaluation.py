@@ -14,6 +14,7 @@ from accelerate.utils import broadcast_object_list, gather_object
 from tqdm.auto import tqdm
 
 from ..configuration import Mask2FormerVideoConfig
+from ..errors import UserInputError
 from ..evaluation.metric import STAT_NAMES, evaluate_ytvis
 from ..inference.segment import segment_video
 from ..modeling_m2f_video import Mask2FormerVideoForVideoInstanceSegmentation
@@ -40,7 +41,7 @@ def predict_split(
     test size.
     """
     model = accelerator.unwrap_model(model)
-    label_to_category = _label_to_category(model.config, split)
+    categories = label_to_category(model.config, split)
     videos = YTVISVideoDataset(split.index, with_ground_truth=False)
     shard = range(accelerator.process_index, len(videos), accelerator.num_processes)
     was_training = model.training
@@ -52,17 +53,22 @@ def predict_split(
             instances = segment_video(
                 model, processor, video["pixel_values_videos"].permute(0, 2, 3, 1), mode="whole"
             )  # (T, 3, H, W) -> (T, H, W, 3) frames
-        records.extend(instances.to_records(video["video_id"], label_to_category))
+        records.extend(instances.to_records(video["video_id"], categories))
     model.train(was_training)
     return gather_object(records)
 
 
-def _label_to_category(config: Mask2FormerVideoConfig, split: YTVISSplit) -> list[int]:
-    """The split's category id of each model label; the model must have been trained on these categories."""
+def label_to_category(config: Mask2FormerVideoConfig, split: YTVISSplit) -> list[int]:
+    """The split's category id of each model label; the model must have been trained on these categories.
+
+    Raises:
+        UserInputError: naming the split when its number of categories is not the model's.
+    """
     categories = sorted(split.categories, key=lambda category: category["label"])
     if len(categories) != config.num_labels:
-        raise ValueError(
-            f"evaluation data {split.path} has {len(categories)} categories but the model predicts {config.num_labels}"
+        raise UserInputError(
+            f"--eval-data {split.path}: the evaluation data has {len(categories)} categories but the model "
+            f"predicts {config.num_labels}"
         )
     return [category["id"] for category in categories]
 

@@ -15,6 +15,7 @@ from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation
 
 from ..configuration import Mask2FormerVideoConfig
 from ..configuration.presets import PRESETS
+from ..errors import UserInputError
 from ..modeling_m2f_video import Mask2FormerVideoForVideoInstanceSegmentation
 from ..processing.video_processing_m2f_video import Mask2FormerVideoProcessor
 from .config import TrainingConfig
@@ -51,8 +52,6 @@ def build_model(
     folder (converted on the fly); `cfg.config` a JSON config (random weights). When the checkpoint's label set
     differs from the data's, its class head is re-initialised and everything else is kept.
     """
-    if cfg.init and cfg.config:
-        raise ValueError("give --init or --config, not both")
     id2label = {category["label"]: category["name"] for category in categories}
     labels = {"id2label": id2label, "label2id": {name: label for label, name in id2label.items()}}
     extra = {"num_frames": cfg.num_frames}
@@ -69,20 +68,25 @@ def build_model(
         )
         return model, Mask2FormerVideoProcessor.from_model_config(model.config)
     if not Path(init).is_dir():
-        raise ValueError(f"--init {init}: no such folder, and not a preset (presets: {', '.join(PRESETS)})")
+        raise UserInputError(f"--init {init}: no such folder, and not a preset (presets: {', '.join(PRESETS)})")
     return _model_from_folder(Path(init), id2label, extra)
 
 
 def _config_from_json(path: str, overrides: dict) -> Mask2FormerVideoConfig:
     """A config from a JSON file, with the data's labels; errors name the file."""
     if not Path(path).is_file():
-        raise ValueError(f"--config {path}: no such file")
+        raise UserInputError(f"--config {path}: no such file")
     try:
         values = json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"--config {path}: not valid JSON ({error})") from error
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UserInputError(f"--config {path}: not valid JSON ({error})") from error
+    if not isinstance(values, dict):
+        raise UserInputError(f"--config {path}: must hold a JSON object (a model config)")
     values = {key: value for key, value in values.items() if key not in ("model_type", "transformers_version")}
-    return Mask2FormerVideoConfig.from_dict({**values, **overrides})
+    try:
+        return Mask2FormerVideoConfig.from_dict({**values, **overrides})
+    except ValueError as error:  # the config's own checks of its values
+        raise UserInputError(f"--config {path}: {error}") from error
 
 
 def _model_from_folder(
@@ -91,12 +95,16 @@ def _model_from_folder(
     """Loads a video or image Mask2Former folder; re-initialises the class head when the labels change."""
     config_file = folder / "config.json"
     if not config_file.is_file():
-        raise ValueError(f"--init {folder}: no config.json, so not a model folder")
-    model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
+        raise UserInputError(f"--init {folder}: no config.json, so not a model folder")
+    try:
+        values = json.loads(config_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UserInputError(f"{config_file}: not valid JSON ({error})") from error
+    model_type = values.get("model_type") if isinstance(values, dict) else None
     if model_type == "mask2former":
         return _model_from_image_folder(folder, id2label, extra)
     if model_type != Mask2FormerVideoConfig.model_type:
-        raise ValueError(f"--init {folder}: model_type {model_type!r} is not a (video) Mask2Former")
+        raise UserInputError(f"--init {folder}: model_type {model_type!r} is not a (video) Mask2Former")
 
     model = Mask2FormerVideoForVideoInstanceSegmentation.from_pretrained(folder)
     if {int(label): name for label, name in model.config.id2label.items()} != id2label:
@@ -126,7 +134,7 @@ def _model_from_image_folder(
     try:
         model.load_image_weights(image_state, new_class_head=new_head)
     except ValueError as error:
-        raise ValueError(f"--init {folder}: {error}") from error
+        raise UserInputError(f"--init {folder}: {error}") from error
     return model, Mask2FormerVideoProcessor.from_model_config(model.config)
 
 
@@ -170,7 +178,7 @@ class StepSchedule:
     """Learning-rate factor at optimizer step s, as detectron2's `WarmupMultiStepLR` (linear warmup).
 
     `gamma ** (number of decay steps <= s)`, times `warmup_factor * (1 - s / warmup_iters) + s / warmup_iters`
-    during the first `warmup_iters` steps. A callable object (not a lambda) so that `LambdaLR` saves it.
+    during the first `warmup_iters` steps. Rebuilt from the config on resume: checkpoints keep only the step.
     """
 
     decay_steps: tuple[int, ...]
