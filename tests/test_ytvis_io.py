@@ -10,6 +10,7 @@ from pycocotools import mask as mask_utils
 
 from modeling_m2f_video.errors import UserInputError
 from modeling_m2f_video.evaluation.metric import evaluate_ytvis
+from modeling_m2f_video.ytvis import rle
 from modeling_m2f_video.ytvis.reader import parse_ground_truth, parse_results
 from modeling_m2f_video.ytvis.records import predictions_to_records, write_submission_zip
 from modeling_m2f_video.ytvis.rle import decode_rle_strings, inner_zero_runs
@@ -294,3 +295,79 @@ def test_tracks_longer_than_255_frames_are_evaluated():
     # IoU 0.5 exactly: a true positive at the 0.5 threshold only.
     assert result.stats["AP50"] == pytest.approx(1.0, abs=1e-9)
     assert result.stats["AP75"] == pytest.approx(0.0, abs=1e-9)
+
+
+# ------------------------------------------------------------------------------------- whole-track RLEs
+
+
+def random_frame(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray | None, object]:
+    """A random frame's mask (None if absent) and its segmentation, in one of the forms a file may use: absent,
+    empty, full, touching the first or the last pixel, uncompressed runs with empty runs, a compressed string."""
+    kind = rng.integers(7)
+    if kind == 0:
+        return None, None
+    mask = rng.random((height, width)) < rng.random()
+    if kind == 1:
+        mask[:] = rng.random() < 0.5  # empty or full
+    mask.flat[0] |= kind == 2
+    mask.flat[-1] |= kind == 3
+    if kind == 4:  # uncompressed, with empty runs inserted (valid: they decode to the same mask)
+        runs = column_major_runs(mask)
+        runs = [0, 0, *runs[:1], 0, 0, *runs[1:], 0]
+        return mask, {"size": [height, width], "counts": runs}
+    return mask, {"size": [height, width], "counts": encode(mask)}
+
+
+def test_whole_track_rles_are_the_frames_side_by_side_as_pycocotools_encodes_them():
+    """Absent frames empty, empty runs merged away: the very string `encode` writes for the joined frames."""
+    rng = np.random.default_rng(3)
+    for height, width, length, tracks in [(5, 7, 6, 30), (300, 400, 3, 4)]:  # the second: long runs
+        gt = {
+            "videos": [{"id": 1, "height": height, "width": width, "length": length}],
+            "categories": [{"id": 1, "name": "thing"}],
+            "annotations": [],
+        }
+        frames = [[random_frame(rng, height, width) for _ in range(length)] for _ in range(tracks)]
+        results = [
+            {"video_id": 1, "category_id": 1, "score": 0.5, "segmentations": [segm for _, segm in track]}
+            for track in frames
+        ]
+        parsed = parse_results(results, parse_ground_truth(gt))
+        for track, masks in zip(parsed, frames, strict=True):
+            side_by_side = np.concatenate([np.zeros((height, width), bool) if m is None else m for m, _ in masks], 1)
+            assert track.whole["size"] == [height, width * length]
+            assert track.whole["counts"] == encode(side_by_side).encode()
+            areas = [0 if m is None else int(m.sum()) for m, _ in masks]
+            assert track.areas.tolist() == areas
+            for (mask, _), (start, end) in zip(masks, track.spans, strict=True):  # each mask lies in its span
+                if mask is None:
+                    assert (start, end) == (0, 0)
+                elif mask.any():
+                    pixels = np.flatnonzero(mask.flatten(order="F"))
+                    assert start <= pixels[0] and pixels[-1] < end
+
+
+def test_strings_are_checked_alike_in_chunks_of_any_size(monkeypatch):
+    """A file is decoded a few tracks at a time: any chunk size gives the same tracks and names the same record."""
+    rng = np.random.default_rng(4)
+    gt, _ = valid_case()
+    results = [
+        {
+            "video_id": 1,
+            "category_id": 1,
+            "score": 0.5,
+            "segmentations": [random_frame(rng, H, W)[1] for _ in range(T)],
+        }
+        for _ in range(20)
+    ]
+    expected = parse_results(results, parse_ground_truth(gt))
+    bad = json.loads(json.dumps(results))
+    bad[13]["segmentations"][1] = {"size": [H, W], "counts": "52"}
+    for chunk_chars in (1, 7, 100):
+        monkeypatch.setattr(rle, "_CHUNK_CHARS", chunk_chars)
+        for track, reference in zip(parse_results(results, parse_ground_truth(gt)), expected, strict=True):
+            assert track.whole == reference.whole
+            assert track.areas.tolist() == reference.areas.tolist()
+            assert track.zero_runs.tolist() == reference.zero_runs.tolist()
+        with pytest.raises(UserInputError, match=r"results\[13\] .*segmentations\[1\]: invalid compressed RLE"):
+            parse_results(bad, parse_ground_truth(gt))

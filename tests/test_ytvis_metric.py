@@ -525,3 +525,23 @@ def test_cli_reads_a_submission_zip(tmp_path, capsys):
         warnings.simplefilter("error")
         assert main(["evaluate", "--gt", str(gt_path), "--results", str(zip_path), "--json", str(out)]) == 0
     assert json.loads(out.read_text())["AP"] == evaluate_ytvis(gt, results).stats["AP"]
+
+
+# ------------------------------------------------------------------------------------------- benchmark
+
+
+def test_benchmark_case_is_deterministic_and_the_benchmark_runs_without_the_official_code(tmp_path, capsys):
+    from conftest import load_benchmark_script
+
+    make_metric_case = load_benchmark_script("make_metric_case")
+    bench = load_benchmark_script("bench_metric_official")
+    size = ["--videos", "2", "--frames", "3", "--height", "36", "--width", "64"]
+    for folder in ("a", "b"):
+        make_metric_case.main([str(tmp_path / folder), *size])
+    for name in ("gt.json", "results.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    results = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert len(results) == 2 * 20 and all(len(r["segmentations"]) == 3 for r in results)
+    report = bench.main([str(tmp_path / "a"), "--repeats", "1"])
+    assert report["ours"]["seconds"] > 0 and report["ours"]["peak_rss_gb"] > 0 and "official" not in report
+    assert "official: not measured" in capsys.readouterr().out

@@ -154,16 +154,17 @@ def ious_of_parsed_tracks(gt: dict, results: list) -> np.ndarray:
 
 
 def stats_with_official_ious(gt: dict, results: list) -> dict[str, float]:
-    """The metric's 12 numbers with its IoU stage swapped for the official computation: the tracks it passes
-    are found back in the files by their ids (results: position + 1, ground truth: annotation id)."""
+    """The metric's 12 numbers with its IoU stage swapped for the official computation of every pair (no pair
+    left out): the tracks it passes are found back in the files by their ids (results: position + 1, ground
+    truth: annotation id)."""
     reference = official_ious(gt, results)
     column = {a["id"]: k for k, a in enumerate(gt["annotations"])}
 
-    def swapped(detections, gts):
-        rows = [d.ann_id - 1 for d in detections]
-        return reference[np.ix_(rows, [column[g.ann_id] for g in gts])]
+    def swapped(plan):
+        rows = [d.ann_id - 1 for d in plan.detections]
+        return reference[np.ix_(rows, [column[g.ann_id] for g in plan.gts])]
 
-    with mock.patch.object(metric, "track_ious", swapped), warnings.catch_warnings():
+    with mock.patch.object(metric._IoUPlan, "ious", swapped), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return evaluate_ytvis(gt, results).stats
 
@@ -302,6 +303,51 @@ def test_fixtures_written_by_pycocotools_raise_no_warning(case):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         evaluate_ytvis(read("gt.json"), read("results.json"))
+
+
+# ------------------------------------------------------------------------------- how pairs are compared
+
+
+@pytest.mark.parametrize(("length", "width", "whole"), [(1, 2**29 - 1, True), (2, 2**28, False)])
+def test_videos_of_2_29_pixels_or_more_are_compared_frame_by_frame(length, width, whole):
+    """Whole-track RLEs hold runs as long as the track, and pycocotools reads numbers of up to 2**29 only: the
+    largest video that has them (2**29 - 1 pixels, runs of 6-character numbers) still gets the right IoU, and a
+    video one pixel larger is compared frame by frame. GT: 50 pixels, result: 50 pixels, 40 of them shared."""
+    gt_runs, det_runs = [width - 100, 50, 50], [width - 90, 50, 40]
+    absent = [None] * (length - 1)
+    gt, results = make_case((length, 1, width), [[gt_runs, *absent]], [(0.9, [det_runs, *absent])], (True, True))
+    ground_truth = parse_ground_truth(gt)
+    (detection,) = parse_results(results, ground_truth)
+    assert (detection.whole is not None) == whole
+    assert track_ious([detection], ground_truth.tracks)[0, 0] == 40 / 60 == official_ious(gt, results)[0, 0]
+    assert evaluate_ytvis(gt, results).stats["AP50"] == pytest.approx(1.0, abs=1e-12)
+
+
+def test_pairs_left_out_of_matching_cannot_reach_the_lowest_threshold():
+    """Matching compares only the pairs whose IoU may reach 0.5 (by their areas); on the realistic fixture every
+    pair left out has a smaller IoU, and the IoUs of the others are the exact ones."""
+    gt = json.loads((FIXTURES / "realistic_medium" / "gt.json").read_text())
+    ground_truth = parse_ground_truth(gt)
+    detections = parse_results(json.loads((FIXTURES / "realistic_medium" / "results.json").read_text()), ground_truth)
+    left_out = 0
+    for video_id in ground_truth.videos:
+        for category_id in ground_truth.categories:
+            dts = [d for d in detections if (d.video_id, d.category_id) == (video_id, category_id)]
+            gts = [g for g in ground_truth.tracks if (g.video_id, g.category_id) == (video_id, category_id)]
+            plan, exact = metric._IoUPlan.of(dts, gts, prune=True), track_ious(dts, gts)
+            compared = plan.walked | plan.by_frame
+            assert (exact[~compared] < 0.5).all()
+            np.testing.assert_array_equal(plan.ious()[compared], exact[compared])
+            left_out += int((~compared).sum())
+    assert left_out > 0
+
+
+def test_an_iou_of_exactly_the_lowest_threshold_is_compared_and_matched():
+    """GT 4 pixels, result the same 4 and 4 more: IoU 4 / 8 = 0.5, where 3 x (smaller area) = (sum of areas)."""
+    gt, results = make_case((1, 2, 4), [[[0, 4, 4]]], [(0.9, [[0, 8]])])
+    assert official_ious(gt, results)[0, 0] == 0.5
+    stats = evaluate_ytvis(gt, results).stats
+    assert stats["AP50"] == pytest.approx(1.0, abs=1e-12) and stats["AP75"] == 0.0
 
 
 # ------------------------------------------------------------------------------------- property tests

@@ -13,11 +13,12 @@ It reproduces youtubevos/cocoapi's `ytvoseval` (YTVOS + YTVOSeval with default p
 3. COCO accumulation over videos per category, area range and max detections, then the 12 summary numbers
    and per-category AP (means over the entries that are defined, -1 where none is).
 
-Masks stay run-length encoded: the intersections come from pycocotools' `iou` with one call per frame for
-all (detection, ground truth) pairs of a video and category, and matching is vectorised over area ranges
-and IoU thresholds. Where the official code crashes, this one answers: an empty result list gives the
-"no detections" numbers with a warning, and results may use uncompressed RLE. Malformed input raises a
-`UserInputError` (a `ValueError`) naming the record, from `ytvis.reader`.
+Masks stay run-length encoded. The reader turns each track into one RLE of all its frames side by side
+(`Track.whole`), so that one pycocotools `iou` call compares two tracks over all frames; only the pairs whose
+IoU can reach the lowest threshold are compared (the others cannot change the matching), and matching is
+vectorised over area ranges and IoU thresholds. Where the official code crashes, this one answers: an empty
+result list gives the "no detections" numbers with a warning, and results may use uncompressed RLE. Malformed
+input raises a `UserInputError` (a `ValueError`) naming the record, from `ytvis.reader`.
 """
 
 from __future__ import annotations
@@ -165,7 +166,8 @@ def _evaluate_pairs(
     ground_truth: GroundTruth, detections: list[Track], stopped_early: list[tuple[int, Track, Track]]
 ) -> dict[tuple[int, int], PairEvaluation]:
     """Match every (video, category) that has ground truth or detections; add the frames where the official
-    comparison of two masks stops early to `stopped_early` (see `track_ious`)."""
+    comparison of two masks stops early to `stopped_early` (see `track_ious`). Only the IoUs that can change
+    the matching are computed (see `_IoUPlan`)."""
     gts_by_pair: dict[tuple[int, int], list[Track]] = defaultdict(list)
     dts_by_pair: dict[tuple[int, int], list[Track]] = defaultdict(list)
     for track in ground_truth.tracks:
@@ -176,7 +178,7 @@ def _evaluate_pairs(
     for key in gts_by_pair.keys() | dts_by_pair.keys():
         gts = gts_by_pair[key]
         dts = _top_detections(dts_by_pair[key], MAX_DETECTIONS[-1])
-        pairs[key] = _match(track_ious(dts, gts), dts, gts)
+        pairs[key] = _match(_IoUPlan.of(dts, gts, prune=True).ious(), dts, gts)
         stopped_early += _stopped_early(dts, gts)
     return pairs
 
@@ -190,18 +192,95 @@ def _top_detections(detections: list[Track], limit: int) -> list[Track]:
 def track_ious(detections: list[Track], gts: list[Track]) -> np.ndarray:
     """Spatio-temporal IoU of every (detection, ground truth) pair of one video: (D, G) float64.
 
-    In a frame where both masks are present, the official code takes the intersection and the union from
-    pycocotools' `merge` (the areas of the AND and the OR of the pair). For RLEs as pycocotools' `encode` writes
-    them those are the true numbers, found faster here: intersections from `iou` in its crowd form
-    (intersection / detection area) times the detection area, which is exact in float64, one call per frame for
-    all pairs present in it; unions from the areas, |d| + |g| - |d & g|.
+    The official code sums, over the frames, the intersection and the union of the two masks, each frame's taken
+    from pycocotools' `merge` where both masks are present (the areas of their AND and OR), and divides. Here
+    each track's frames are laid side by side as one mask (`Track.whole`), so that one pycocotools `iou` call
+    walks all frames of a pair and divides the same integer sums: the same float64 numbers. (Videos of 2**29
+    pixels or more have no such masks: their pairs are compared frame by frame, see `_frame_by_frame_ious`.)
 
     RLEs may also hold empty runs after the first (`Track.zero_runs`): valid, but never written by `encode`.
     `merge` walks the runs of both masks together and stops at the first pixel where both are at an empty run,
     counting only the pixels before it, so that its intersection and union can fall short of the decoded
     masks' (a frame with a 2-pixel GT and a 10-pixel result: 2 and 2 instead of 2 and 10). That needs empty
-    runs in both masks: a frame where both have them takes both numbers from `merge` (see `_merged_overlap`),
-    and in every other frame the fast numbers are `merge`'s. So the IoU is always the official one.
+    runs in both masks in the same frame: such pairs take their numbers frame by frame, from `merge` where both
+    masks have empty runs (see `_frame_by_frame_ious`). So the IoU is always the official one.
+    """
+    return _IoUPlan.of(detections, gts, prune=False).ious()
+
+
+@dataclass
+class _IoUPlan:
+    """Which IoUs of one video and category to compute, and how: `walked[d, g]` from the pair's whole-track RLEs
+    (one pycocotools walk), `by_frame[d, g]` frame by frame (empty runs in both masks of a frame, see
+    `track_ious`); the others are left at 0."""
+
+    detections: list[Track]
+    gts: list[Track]
+    walked: np.ndarray
+    by_frame: np.ndarray
+
+    @classmethod
+    def of(cls, detections: list[Track], gts: list[Track], prune: bool) -> _IoUPlan:
+        """Every pair, or with `prune` only those whose IoU may reach the lowest threshold (the others do not
+        change the matching, see `_may_reach_lowest_threshold`)."""
+        if not (detections and gts):
+            none = np.zeros((len(detections), len(gts)), dtype=bool)
+            return cls(detections, gts, none, none)
+        meet = _zero_runs_meet(detections, gts)
+        wanted = _may_reach_lowest_threshold(detections, gts) | meet if prune else np.ones_like(meet)
+        return cls(detections, gts, wanted & ~meet, wanted & meet)
+
+    def ious(self) -> np.ndarray:
+        """The planned IoUs, (D, G), 0 elsewhere: one pycocotools call per ground truth, for its detections."""
+        ious = np.zeros(self.walked.shape)
+        for j in np.flatnonzero(self.walked.any(axis=0)):
+            rows = np.flatnonzero(self.walked[:, j])
+            detections, gt = [self.detections[i] for i in rows], self.gts[j]
+            if gt.whole is not None and all(d.whole is not None for d in detections):
+                ious[rows, j] = mask_utils.iou([d.whole for d in detections], [gt.whole], [0])[:, 0]
+            else:  # a video too large for whole-track RLEs
+                ious[rows, j] = _frame_by_frame_ious(detections, [gt])[:, 0]
+        for i, j in np.argwhere(self.by_frame):
+            ious[i, j] = _frame_by_frame_ious([self.detections[i]], [self.gts[j]])[0, 0]
+        return ious
+
+
+def _may_reach_lowest_threshold(detections: list[Track], gts: list[Track]) -> np.ndarray:
+    """(D, G): whether the pair's IoU may reach 0.5, the lowest IoU threshold (`IOU_THRESHOLDS[0]`).
+
+    Matching never looks at a smaller IoU. A pair's intersection is at most I, the sum over frames of the
+    smallest of the two masks' areas and the overlap of their pixel spans (`Track.spans`), so its IoU is at
+    most I / (|d| + |g| - I), which is under 0.5 when 3 I < |d| + |g|: an exact test in integers. (Not for masks
+    that both have empty runs in a frame, where the official IoU can exceed that of the masks: the caller
+    compares those in any case.)
+    """
+    d_areas = np.array([d.areas for d in detections])  # (D, T)
+    d_spans = np.array([d.spans for d in detections])  # (D, T, 2)
+    d_totals = d_areas.sum(axis=1)
+    reach = np.empty((len(detections), len(gts)), dtype=bool)
+    for j, gt in enumerate(gts):
+        overlap = np.minimum(d_spans[..., 1], gt.spans[:, 1]) - np.maximum(d_spans[..., 0], gt.spans[:, 0])
+        bound = np.minimum(np.minimum(d_areas, gt.areas), np.maximum(overlap, 0)).sum(axis=1)
+        reach[:, j] = 3 * bound >= d_totals + gt.areas.sum()
+    return reach
+
+
+def _zero_runs_meet(detections: list[Track], gts: list[Track]) -> np.ndarray:
+    """(D, G): whether the pair's masks both have empty runs after the first in some frame."""
+    d_zero_runs = np.array([d.zero_runs for d in detections], dtype=np.int64)  # (D, T)
+    g_zero_runs = np.array([g.zero_runs for g in gts], dtype=np.int64)  # (G, T)
+    return d_zero_runs @ g_zero_runs.T > 0
+
+
+def _frame_by_frame_ious(detections: list[Track], gts: list[Track]) -> np.ndarray:
+    """`track_ious` one frame at a time, with the official numbers in every case (empty runs, any video size).
+
+    In a frame where both masks are present, the official code takes the intersection and the union from
+    pycocotools' `merge`. For RLEs as pycocotools' `encode` writes them those are the true numbers, found faster
+    here: intersections from `iou` in its crowd form (intersection / detection area) times the detection area,
+    which is exact in float64, one call per frame for all pairs present in it; unions from the areas,
+    |d| + |g| - |d & g|. A frame where both masks have empty runs after the first takes both numbers from
+    `merge` (see `_merged_overlap`).
     """
     intersections = np.zeros((len(detections), len(gts)), dtype=np.int64)
     overlaps = np.zeros_like(intersections)  # sum over frames with both masks of |d| + |g| - (union of the frame)
@@ -309,7 +388,8 @@ def _match(ious: np.ndarray, detections: list[Track], gts: list[Track]) -> PairE
     shape = (len(AREA_RANGES), len(IOU_THRESHOLDS), len(detections))
     matched, ignored = np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
     gt_taken = np.zeros(shape[:2] + (len(gts),), dtype=bool)
-    for d in range(len(detections) if gts else 0):
+    # a detection without an IoU at the lowest threshold takes no ground truth: it stays unmatched
+    for d in np.flatnonzero((ious >= thresholds.min()).any(axis=1)):
         candidate = (ious[d] >= thresholds) & (~gt_taken | crowd)  # (A, T, G)
         best = _last_best(np.where(candidate & ~gt_ignored[:, None], ious[d], -1.0))
         fallback = _last_best(np.where(candidate & gt_ignored[:, None], ious[d], -1.0))

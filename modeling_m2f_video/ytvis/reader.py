@@ -2,7 +2,9 @@
 
 Both become `Track`s whose per-frame masks are pycocotools compressed RLEs, checking every field on the way: a bad
 record raises a `UserInputError` (a `ValueError`) that names it, nothing is dropped silently. The training reader and
-the metric both read through this module.
+the metric both read through this module. The records are checked one by one, then all compressed strings of a file
+at once, with numpy (`rle.read_tracks`); a compressed RLE as the file has it is kept as the very object (files hold
+hundreds of thousands of them), so reading costs little memory beyond the parsed JSON.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pycocotools import mask as mask_utils
 
 from ..errors import UserInputError
 from .records import SUBMISSION_MEMBER
-from .rle import decode_rle_strings, inner_zero_runs, rle_areas
+from .rle import InvalidRLEString, TrackMasks, read_tracks
 
 JsonSource = dict | list | str | Path
 
@@ -42,11 +44,13 @@ class Track:
     `rles[t]` is frame t's mask as a pycocotools compressed RLE, or None where the object is absent;
     `areas[t]` is that mask's pixel count (0 where absent). `zero_runs[t]` says that frame's RLE has an empty
     run after its first one (valid, but never written by pycocotools' `encode`); the metric needs to know,
-    because pycocotools compares two such masks differently (see `rle.inner_zero_runs`). `avg_area` decides the
-    area range (small / medium / large): for ground truth the mean of the annotation's non-zero `areas` field,
-    for results the mean of the non-zero mask areas, as the official code computes them. `ann_id` is the
-    annotation id of ground truth, and for a result its position in the results list plus one, the id the
-    official code gives it.
+    because pycocotools compares two such masks differently (see `rle.inner_zero_runs`). `spans[t]` are the
+    first and one past the last pixel that frame's mask may cover (column-major). `whole` is the RLE of all
+    frames side by side, with which the metric compares two tracks in one pycocotools call (None for videos
+    too large for it, see `rle.TrackMasks`). `avg_area` decides the area range (small / medium / large): for
+    ground truth the mean of the annotation's non-zero `areas` field, for results the mean of the non-zero mask
+    areas, as the official code computes them. `ann_id` is the annotation id of ground truth, and for a result
+    its position in the results list plus one, the id the official code gives it.
     """
 
     video_id: int
@@ -54,6 +58,8 @@ class Track:
     rles: list[dict | None]
     areas: np.ndarray
     zero_runs: np.ndarray
+    spans: np.ndarray
+    whole: dict | None
     avg_area: float
     score: float = 0.0
     ann_id: int = 0
@@ -120,13 +126,31 @@ def parse_ground_truth(gt: JsonSource) -> GroundTruth:
         _require(isinstance(data.get(key), list), "ground truth", f"needs a list under '{key}'")
     videos = _parse_videos(data["videos"])
     categories = _parse_categories(data["categories"])
-    zero_run_places = _check_compressed_strings(data["annotations"], _annotation_where, videos)
-    tracks, seen_ids = [], set()
-    for i, ann in enumerate(data["annotations"]):
-        track = _parse_annotation(ann, i, videos, categories, zero_run_places)
-        _require(track.ann_id not in seen_ids, _annotation_where(i, ann), "duplicate annotation id")
-        seen_ids.add(track.ann_id)
-        tracks.append(track)
+    annotations = data["annotations"]
+    rles, track_videos, seen_ids = [], [], set()
+    for i, ann in enumerate(annotations):
+        video = _annotation_video(ann, i, videos, categories)
+        where = _annotation_where(i, ann)
+        _require(ann["id"] not in seen_ids, where, "duplicate annotation id")
+        seen_ids.add(ann["id"])
+        rles.append(track_rles(ann.get("segmentations"), video, where, polygons=True))
+        track_videos.append(video)
+    masks = _read_masks(rles, track_videos, lambda i: _annotation_where(i, annotations[i]))
+    tracks = [
+        Track(
+            video_id=ann["video_id"],
+            category_id=ann["category_id"],
+            rles=frames,
+            areas=mask.areas,
+            zero_runs=mask.zero_runs,
+            spans=mask.spans,
+            whole=mask.whole,
+            avg_area=_annotated_avg_area(ann, video, mask.areas, _annotation_where(i, ann)),
+            ann_id=ann["id"],
+            iscrowd=bool(ann.get("iscrowd", 0)),
+        )
+        for i, (ann, frames, video, mask) in enumerate(zip(annotations, rles, track_videos, masks, strict=True))
+    ]
     return GroundTruth(videos=videos, categories=categories, tracks=tracks)
 
 
@@ -138,8 +162,76 @@ def parse_results(results: JsonSource, ground_truth: GroundTruth) -> list[Track]
     """
     data = read_json(results, "results")
     _require(isinstance(data, list), "results", "must be a JSON list of result records")
-    zero_run_places = _check_compressed_strings(data, _result_where, ground_truth.videos)
-    return [_parse_result(record, i, ground_truth, zero_run_places) for i, record in enumerate(data)]
+    rles, track_videos = [], []
+    for i, record in enumerate(data):
+        video = _result_video(record, i, ground_truth)
+        rles.append(track_rles(record.get("segmentations"), video, _result_where(i, record), polygons=False))
+        track_videos.append(video)
+    masks = _read_masks(rles, track_videos, lambda i: _result_where(i, data[i]))
+    tracks = []
+    for i, (record, frames, mask) in enumerate(zip(data, rles, masks, strict=True)):
+        nonzero = mask.areas[mask.areas > 0]
+        tracks.append(
+            Track(
+                video_id=record["video_id"],
+                category_id=record["category_id"],
+                rles=frames,
+                areas=mask.areas,
+                zero_runs=mask.zero_runs,
+                spans=mask.spans,
+                whole=mask.whole,
+                avg_area=float(nonzero.mean()) if nonzero.size else 0.0,
+                score=float(record["score"]),
+                ann_id=i + 1,
+            )
+        )
+    return tracks
+
+
+def _annotation_video(ann: Any, index: int, videos: dict[int, Video], categories: dict[int, str]) -> Video:
+    """Check the fields of ground-truth annotation `index` but its masks; return its video."""
+    _require(isinstance(ann, dict), f"ground truth annotations[{index}]", "must be an object")
+    where = _annotation_where(index, ann)
+    _require(_is_int(ann.get("id")), where, "'id' must be an integer")
+    video = _known_video(ann.get("video_id"), videos, where)
+    _require(ann.get("category_id") in categories, where, f"unknown category id {ann.get('category_id')!r}")
+    _require(ann.get("iscrowd", 0) in (0, 1), where, "'iscrowd' must be 0 or 1")
+    for key, size in (("height", video.height), ("width", video.width)):
+        _require(ann.get(key, size) == size, where, f"'{key}' {ann.get(key)} disagrees with video {video.id}")
+    return video
+
+
+def _result_video(record: Any, index: int, ground_truth: GroundTruth) -> Video:
+    """Check the fields of result record `index` but its masks; return its video."""
+    _require(isinstance(record, dict), f"results[{index}]", "must be an object")
+    where = _result_where(index, record)
+    video = _known_video(record.get("video_id"), ground_truth.videos, where)
+    category_id = record.get("category_id")
+    _require(category_id in ground_truth.categories, where, f"category id {category_id!r} not in the ground truth")
+    score = record.get("score")
+    _require(_is_number(score) and math.isfinite(score), where, "'score' must be a finite number")
+    return video
+
+
+def _read_masks(rles: list[list[dict | None]], videos: list[Video], where: Callable[[int], str]) -> list[TrackMasks]:
+    """`rle.read_tracks` of a file's tracks (track k's per-frame RLEs `rles[k]`, of video `videos[k]`).
+
+    Every present frame's compressed RLE string (as the file has it, or as pycocotools wrote it from
+    uncompressed counts or polygons) is decoded once: that checks the strings of the file and gives each track
+    its mask areas, empty-run flags and whole-track RLE. Raises `UserInputError` for the first string, in file
+    order, that is not ASCII, is malformed or whose runs do not cover its frame exactly, naming its record with
+    `where(track index)`.
+    """
+    try:
+        return read_tracks(rles, [(video.height, video.width) for video in videos])
+    except InvalidRLEString as error:
+        place = f"{where(error.track)}: segmentations[{error.frame}]"
+        if not error.ascii:
+            raise UserInputError(f"{place}: RLE counts are not ASCII") from None
+        raise UserInputError(
+            f"{place}: invalid compressed RLE counts {rles[error.track][error.frame]['counts']!r} "
+            f"(malformed, or runs not summing to the {error.pixels} pixels of the frame)"
+        ) from None
 
 
 def _parse_videos(records: list) -> dict[int, Video]:
@@ -167,31 +259,6 @@ def _parse_categories(records: list) -> dict[int, str]:
     return categories
 
 
-def _parse_annotation(
-    ann: Any, index: int, videos: dict[int, Video], categories: dict[int, str], zero_run_places: set[tuple[int, int]]
-) -> Track:
-    _require(isinstance(ann, dict), f"ground truth annotations[{index}]", "must be an object")
-    where = _annotation_where(index, ann)
-    _require(_is_int(ann.get("id")), where, "'id' must be an integer")
-    video = _known_video(ann.get("video_id"), videos, where)
-    _require(ann.get("category_id") in categories, where, f"unknown category id {ann.get('category_id')!r}")
-    _require(ann.get("iscrowd", 0) in (0, 1), where, "'iscrowd' must be 0 or 1")
-    for key, size in (("height", video.height), ("width", video.width)):
-        _require(ann.get(key, size) == size, where, f"'{key}' {ann.get(key)} disagrees with video {video.id}")
-    rles = track_rles(ann.get("segmentations"), video, where, polygons=True)
-    areas = rle_areas(rles)
-    return Track(
-        video_id=video.id,
-        category_id=ann["category_id"],
-        rles=rles,
-        areas=areas,
-        zero_runs=_zero_run_frames(ann["segmentations"], rles, index, zero_run_places),
-        avg_area=_annotated_avg_area(ann, video, areas, where),
-        ann_id=ann["id"],
-        iscrowd=bool(ann.get("iscrowd", 0)),
-    )
-
-
 def _annotated_avg_area(ann: dict, video: Video, mask_areas: np.ndarray, where: str) -> float:
     """Mean of the non-null, non-zero entries of the `areas` field (0 if none), as the official code does.
 
@@ -204,55 +271,6 @@ def _annotated_avg_area(ann: dict, video: Video, mask_areas: np.ndarray, where: 
     _require(all(a is None or _is_number(a) for a in areas), where, "'areas' entries must be numbers or null")
     counted = [a for a in areas if a]
     return float(np.array(counted).mean()) if counted else 0.0
-
-
-def _parse_result(record: Any, index: int, ground_truth: GroundTruth, zero_run_places: set[tuple[int, int]]) -> Track:
-    _require(isinstance(record, dict), f"results[{index}]", "must be an object")
-    where = _result_where(index, record)
-    video = _known_video(record.get("video_id"), ground_truth.videos, where)
-    category_id = record.get("category_id")
-    _require(category_id in ground_truth.categories, where, f"category id {category_id!r} not in the ground truth")
-    score = record.get("score")
-    _require(_is_number(score) and math.isfinite(score), where, "'score' must be a finite number")
-    rles = track_rles(record.get("segmentations"), video, where, polygons=False)
-    areas = rle_areas(rles)
-    nonzero = areas[areas > 0]
-    return Track(
-        video_id=video.id,
-        category_id=category_id,
-        rles=rles,
-        areas=areas,
-        zero_runs=_zero_run_frames(record["segmentations"], rles, index, zero_run_places),
-        avg_area=float(nonzero.mean()) if nonzero.size else 0.0,
-        score=float(score),
-        ann_id=index + 1,
-    )
-
-
-def _zero_run_frames(
-    segmentations: list, rles: list[dict | None], index: int, zero_run_places: set[tuple[int, int]]
-) -> np.ndarray:
-    """`Track.zero_runs` of record `index`: per frame, whether its RLE has an empty run after the first.
-
-    Compressed strings were decoded by `_check_compressed_strings`, which lists the (record, frame) places of
-    those that have one; uncompressed counts (kept as they are when pycocotools compresses them) are looked at
-    directly, and polygon rasters are decoded here.
-    """
-    flags = np.zeros(len(rles), dtype=bool)
-    polygon_frames = []
-    for t, (segm, rle) in enumerate(zip(segmentations, rles, strict=True)):
-        if rle is None:
-            continue
-        if isinstance(segm, list):
-            polygon_frames.append(t)
-        elif isinstance(segm["counts"], list):
-            flags[t] = 0 in segm["counts"][1:]
-        else:
-            flags[t] = (index, t) in zero_run_places
-    if polygon_frames:
-        runs, owner, _ = decode_rle_strings([rles[t]["counts"] for t in polygon_frames])
-        flags[polygon_frames] = inner_zero_runs(runs, owner, len(polygon_frames))
-    return flags
 
 
 def _annotation_where(index: int, ann: dict) -> str:
@@ -276,27 +294,36 @@ def _known_video(video_id: Any, videos: dict[int, Video], where: str) -> Video:
 def track_rles(segmentations: Any, video: Video, where: str, polygons: bool) -> list[dict | None]:
     """Check a track's per-frame segmentations and return them as compressed RLEs (None where absent).
 
-    A falsy entry (null, [] or {}) means "absent", as in the official code. Uncompressed RLEs and polygons
-    are converted with pycocotools; compressed strings are checked all at once before pycocotools reads them.
+    A falsy entry (null, [] or {}) means "absent", as in the official code. A compressed RLE whose `size` is the
+    video's, as plain ints, is returned as it is (the very object: files hold hundreds of thousands of them);
+    other RLE objects become new ones with the video's size, and uncompressed RLEs and polygons are converted
+    with pycocotools. Compressed strings are not decoded here: the caller checks them (see `_read_masks`).
     """
     _require(
         isinstance(segmentations, list) and len(segmentations) == video.length,
         where,
         f"'segmentations' must be a list of {video.length} entries, one per frame of video {video.id}",
     )
+    size = [video.height, video.width]
     rles: list[dict | None] = []
     for t, segm in enumerate(segmentations):
-        frame = f"{where}: segmentations[{t}]"
         if not segm:
             rles.append(None)
+        elif type(segm) is dict and type(segm.get("counts")) is str and _is_size(segm.get("size"), size):
+            rles.append(segm)
         elif isinstance(segm, dict):
-            rles.append(_frame_rle(segm, video, frame))
+            rles.append(_frame_rle(segm, video, f"{where}: segmentations[{t}]"))
         elif polygons and isinstance(segm, list):
-            rles.append(_polygon_rle(segm, video, frame))
+            rles.append(_polygon_rle(segm, video, f"{where}: segmentations[{t}]"))
         else:
             allowed = "an RLE object, a polygon list or null" if polygons else "an RLE object or null"
-            raise UserInputError(f"{frame}: must be {allowed}")
+            raise UserInputError(f"{where}: segmentations[{t}]: must be {allowed}")
     return rles
+
+
+def _is_size(value: Any, size: list[int]) -> bool:
+    """Whether `value` is the list `size` of two plain ints (not floats or bools that compare equal)."""
+    return type(value) is list and value == size and type(value[0]) is int and type(value[1]) is int
 
 
 def _frame_rle(segm: dict, video: Video, where: str) -> dict:
@@ -352,47 +379,6 @@ def _polygon_rle(polygons: list, video: Video, where: str) -> dict:
         f"polygons must be lists of an even number (>= 6) of finite coordinates, each in [-{reach}, {reach}]",
     )
     return mask_utils.merge(mask_utils.frPyObjects(polygons, video.height, video.width))
-
-
-def _check_compressed_strings(
-    records: list, where: Callable[[int, dict], str], videos: dict[int, Video]
-) -> set[tuple[int, int]]:
-    """Check every compressed RLE string of a file with one vectorised decode, before pycocotools reads any.
-
-    A string must be well formed and its runs must cover its video's frame exactly. Records whose structure
-    is wrong are skipped here: the record-by-record parsing reports them. Returns the (record index, frame)
-    places of the strings that have an empty run after the first (see `Track.zero_runs`).
-    """
-    strings, totals, places = [], [], []
-    for i, record in enumerate(records):
-        video = (
-            videos.get(record.get("video_id"))
-            if isinstance(record, dict) and _is_int(record.get("video_id"))
-            else None
-        )
-        segmentations = record.get("segmentations") if video else None
-        for t, segm in enumerate(segmentations if isinstance(segmentations, list) else []):
-            if isinstance(segm, dict) and isinstance(segm.get("counts"), str | bytes) and _fits(segm, video):
-                strings.append(segm["counts"])
-                totals.append(video.height * video.width)
-                places.append((i, t))
-    encoded = []
-    for string, (i, t) in zip(strings, places, strict=True):
-        try:
-            encoded.append(string.encode("ascii") if isinstance(string, str) else string)
-        except UnicodeEncodeError as error:
-            raise UserInputError(f"{where(i, records[i])}: segmentations[{t}]: RLE counts are not ASCII") from error
-    runs, owner, well_formed = decode_rle_strings(encoded)
-    covered = np.bincount(owner, weights=runs, minlength=len(encoded)) == np.array(totals)
-    bad = np.flatnonzero(~(well_formed & covered))
-    if bad.size:
-        i, t = places[bad[0]]
-        raise UserInputError(
-            f"{where(i, records[i])}: segmentations[{t}]: invalid compressed RLE counts {strings[bad[0]]!r} "
-            f"(malformed, or runs not summing to the {totals[bad[0]]} pixels of the frame)"
-        )
-    zero_runs = inner_zero_runs(runs, owner, len(encoded))
-    return {places[k] for k in np.flatnonzero(zero_runs)}
 
 
 # ----------------------------------------------------------------------------------------------- helpers
