@@ -43,6 +43,8 @@ from tqdm.auto import tqdm
 from transformers import pipeline
 
 from .demo import resolve_model_path
+from .deployment.onnx_folder import MANIFEST_FILE
+from .deployment.onnx_runtime import RUNTIMES, load_onnx_pipeline
 from .errors import UserInputError
 from .inference.segment import MODES
 from .pipeline_video_instance_segmentation import TASK
@@ -111,6 +113,7 @@ def predict_videos(
     progress: bool = True,
     overwrite: bool = False,
     trust_remote_code: bool = False,
+    runtime: str = "torch",
 ) -> dict | None:
     """Segment `videos` (anything `open_video` accepts), split across the Accelerate processes.
 
@@ -124,6 +127,8 @@ def predict_videos(
             they must be distinct, also ignoring case.
         overwrite: write into a non-empty `output`; a previous run's JSON and part files are removed first.
         trust_remote_code: let transformers run the Python code of a model folder made by `export-hub`.
+        runtime: "torch" (a model folder or Hub id) or "onnx" (a folder written by `m2f-video export-onnx`, run
+            by ONNX Runtime with the same pre- and post-processing; `device` picks its execution provider).
 
     Raises:
         UserInputError (a ValueError): an argument is out of range (the message starts with its name), the model
@@ -147,7 +152,7 @@ def predict_videos(
     _check_output(output, overwrite)
 
     state = _process_state(device)
-    segmenter = _build_pipeline(model_path, device or str(state.device), dtype, trust_remote_code)
+    segmenter = build_pipeline(model_path, device or str(state.device), dtype, trust_remote_code, runtime)
     state.wait_for_everyone()  # every process has checked the output folder before any process writes to it
     _prepare_output(output, clean=state.is_main_process)
     state.wait_for_everyone()
@@ -418,12 +423,19 @@ def _process_state(device: str | None) -> PartialState:
     return PartialState(cpu=device == "cpu" or not torch.accelerator.is_available())
 
 
-def _build_pipeline(model_path: str, device: str, dtype: str | None, trust_remote_code: bool):
-    """The video instance segmentation pipeline of a model folder (or Hub id).
+def build_pipeline(model_path: str, device: str, dtype: str | None, trust_remote_code: bool, runtime: str = "torch"):
+    """The video instance segmentation pipeline of a model folder (or Hub id), or of an exported ONNX folder.
 
     A model that cannot be loaded (a truncated weights file, a bad `config.json`, no processor config) is a
-    `UserInputError` that names it, as is a folder with its own pipeline code when `trust_remote_code` is off.
+    `UserInputError` that names it, as is a folder with its own pipeline code when `trust_remote_code` is off, and
+    an exported ONNX folder without `runtime="onnx"`.
     """
+    if runtime not in RUNTIMES:
+        raise UserInputError(f"runtime: must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    if runtime == "onnx":
+        return load_onnx_pipeline(model_path, device, dtype)
+    if (Path(model_path) / MANIFEST_FILE).is_file():
+        raise UserInputError(f"{model_path}: an exported ONNX folder; run it with --runtime onnx (runtime='onnx')")
     if not trust_remote_code and _has_remote_pipeline(model_path):
         raise UserInputError(
             f"{model_path}: the model folder brings its own Python code (as `m2f-video export-hub` writes it); "

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "modeling_m2f_video.commands.hub",
     "modeling_m2f_video.commands.train",
     "modeling_m2f_video.commands.app",
+    "modeling_m2f_video.commands.export_onnx",
 )
 
 

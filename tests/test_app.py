@@ -17,10 +17,9 @@ from modeling_m2f_video import cli
 from modeling_m2f_video.app import local
 from modeling_m2f_video.app.interface import VideoSegmentationApp
 from modeling_m2f_video.app.results import frame_ranges
-from modeling_m2f_video.app.space import space_file_names, write_space_files
-from modeling_m2f_video.batch_prediction import _build_pipeline, predict_videos
+from modeling_m2f_video.app.space import space_file_names
+from modeling_m2f_video.batch_prediction import build_pipeline, predict_videos
 from modeling_m2f_video.demo import DEMO_MODEL_DIR, demo_video
-from modeling_m2f_video.hub import export_hub_folder
 from modeling_m2f_video.processing.synthetic import category_names
 from modeling_m2f_video.processing.video_io import open_video, write_video
 
@@ -141,7 +140,7 @@ def test_a_model_folder_that_does_not_load_is_a_message(demo_file, tmp_path):
     for name in ("config.json", "video_preprocessor_config.json"):
         (broken / name).write_bytes((DEMO_MODEL_DIR / name).read_bytes())
     (broken / "model.safetensors").write_bytes(b"not safetensors")
-    app = VideoSegmentationApp(lambda: _build_pipeline(str(broken), "cpu", None, False))
+    app = VideoSegmentationApp(lambda: build_pipeline(str(broken), "cpu", None, False))
     status, *outputs = app.segment(str(demo_file), 10, 0.5, "auto", progress=lambda *args, **kwargs: None)
     assert status.startswith(f"**Error:** {broken}: cannot load the model")
     assert outputs[0] is None
@@ -203,8 +202,9 @@ print(json.dumps({"status": status, "labels": [row[1] for row in table["data"]]}
 
 @pytest.fixture(scope="module")
 def space_dir(tmp_path_factory) -> Path:
-    folder = export_hub_folder(DEMO_MODEL_DIR, tmp_path_factory.mktemp("space") / "demo")
-    write_space_files(folder)
+    """The demo model exported with `export-hub --space`."""
+    folder = tmp_path_factory.mktemp("space") / "demo"
+    assert cli.main(["export-hub", str(DEMO_MODEL_DIR), "--output", str(folder), "--space"]) == 0
     return folder
 
 

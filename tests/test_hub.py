@@ -25,7 +25,6 @@ from modeling_m2f_video import (
     Mask2FormerVideoProcessor,
 )
 from modeling_m2f_video import model_cards as cards
-from modeling_m2f_video.app.space import write_space_files
 from modeling_m2f_video.cli import main
 from modeling_m2f_video.commands.hub import _size_text
 from modeling_m2f_video.configuration import PRESETS
@@ -184,7 +183,7 @@ def _without_import_froms(source: str) -> str:
 def test_remote_code_is_the_package_code_with_relative_imports():
     sources = remote_code.remote_code_sources()
     assert set(remote_code.REMOTE_MODULES) <= {name.removesuffix(".py") for name in sources}
-    for module, flat in remote_code._flat_module_names().items():
+    for module, flat in remote_code.flat_module_names().items():
         generated = sources[f"{flat}.py"]
         tree = ast.parse(generated)
         for node in ast.walk(tree):
@@ -357,12 +356,35 @@ def test_export_hub_command(model_dir, tmp_path, capsys):
     assert main(["export-hub", str(model_dir), "--output", str(tmp_path / "out"), "--repo-id", "org/tiny"]) == 0
     assert "modeling_mask2former_video.py" in capsys.readouterr().out
     assert '"org/tiny"' in (tmp_path / "out" / "README.md").read_text()
-    # With the Space files of the web app added, push uploads those files too.
-    write_space_files(tmp_path / "out")
-    assert main(["push", str(tmp_path / "out"), "--repo-id", "org/tiny", "--dry-run"]) == 0
-    assert {"app.py", "requirements.txt"} <= listed_files(capsys.readouterr().out)
     assert main(["export-hub", str(model_dir), "--output", str(tmp_path / "out")]) == 2
     assert one_line_error(capsys) == f"{tmp_path / 'out'}: the folder is not empty (pass --overwrite to replace it)"
+
+
+def test_export_hub_space_dry_run_lists_exactly_the_files_written_and_push_uploads_them(model_dir, tmp_path, capsys):
+    output = tmp_path / "space"
+    argv = ["export-hub", str(model_dir), "--output", str(output), "--space"]
+    assert main([*argv, "--dry-run"]) == 0
+    listing = capsys.readouterr().out
+    assert {"app.py", "requirements.txt", "interface.py", "demo_video.mp4"} <= listed_files(listing)
+    assert not output.exists()
+    assert main(argv) == 0
+    written = {f"  {path.name}  {_size_text(path.stat().st_size)}" for path in output.iterdir()}
+    assert written == {line for line in listing.splitlines() if line.startswith("  ")}
+    assert "\nsdk: gradio\n" in (output / "README.md").read_text()
+    assert main(["push", str(output), "--repo-id", "org/tiny", "--space", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "to the Space org/tiny (private)" in out and listed_files(out) == {p.name for p in output.iterdir()}
+
+
+def test_push_space_creates_a_gradio_space(model_dir, tmp_path, no_hub, capsys):
+    output = tmp_path / "space"
+    assert main(["export-hub", str(model_dir), "--output", str(output), "--space"]) == 0
+    assert main(["push", str(output), "--repo-id", "org/tiny", "--space"]) == 0
+    api = no_hub.return_value
+    api.create_repo.assert_called_once_with(
+        "org/tiny", repo_type="space", private=True, exist_ok=True, space_sdk="gradio"
+    )
+    assert api.create_commit.call_args.kwargs["repo_type"] == "space"
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ LAYERS = {
     "evaluation": 1,
     "conversion": 6,
     "hub": 6,
+    "deployment": 6,
     "app": 6,
     "commands": 7,
     "cli": 7,

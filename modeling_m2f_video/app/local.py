@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ..batch_prediction import _build_pipeline
+from ..batch_prediction import build_pipeline
 from ..configuration import Mask2FormerVideoConfig
 from ..demo import DEMO_MODEL_NAME, DEMO_VIDEO_NAME, demo_video, resolve_model_path
 from ..processing.video_io import write_video
@@ -60,7 +60,7 @@ def launch_app(
     work = Path(tempfile.gettempdir()) / "m2f-video-app"
     work.mkdir(exist_ok=True)
     blocks = build_app(
-        lambda: _build_pipeline(model_path, device, None, trust_remote_code),
+        lambda: build_pipeline(model_path, device, None, trust_remote_code),
         example_video=write_example_video(work),
         max_frames=max_frames,
     )

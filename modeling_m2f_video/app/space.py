@@ -1,6 +1,7 @@
 """The files that make a folder written by `m2f-video export-hub` a Hugging Face Space that runs the web app.
 
-[`write_space_files`] adds, beside the model and its remote code:
+[`add_space_files`] adds to a planned `m2f-video export-hub` folder (`export-hub --space`), beside the model and its
+remote code:
 - flat copies of the app's modules (`interface.py` and the package modules it imports that the remote code does
   not already hold), made the way the remote code is made (`hub.remote_code`): the installed source with its
   package imports made relative, so they cannot drift from the package;
@@ -16,11 +17,14 @@ Nothing here imports Gradio: exporting works without the app extra.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib.metadata
 import sys
+import tempfile
 from pathlib import Path
 
 from ..demo import DEMO_VIDEO_NAME
+from ..hub.remote_code import HubExport, flat_module_names, package_dependencies, rewrite_imports
 
 # Flat name -> package module: the app's modules that the Space imports; the package modules they import come too.
 SPACE_MODULES = {"interface": "modeling_m2f_video.app.interface"}
@@ -68,53 +72,57 @@ if __name__ == "__main__":
 '''.replace("EXAMPLE_FILE", EXAMPLE_FILE)
 
 
-def write_space_files(folder: Path) -> list[Path]:
-    """Make `folder`, written by `m2f-video export-hub`, a Hugging Face Space running the web app on its model.
+def add_space_files(export: HubExport) -> HubExport:
+    """`export` (a planned `m2f-video export-hub` folder) with the files that make it a Hugging Face Space running
+    the web app on its model, all computed in memory: `export-hub --space --dry-run` lists exactly what is
+    written, and the folder is still written in one atomic step."""
+    files = dict(export.files)
+    files.update({name: source.encode("utf-8") for name, source in space_sources().items()})
+    files[APP_FILE] = APP_SOURCE.encode("utf-8")
+    requirements = space_requirements(_python_sources(files))
+    files[REQUIREMENTS_FILE] = "".join(f"{line}\n" for line in requirements).encode("utf-8")
+    files[EXAMPLE_FILE] = _example_video_bytes()
+    files[CARD_FILE] = _card_with_space_settings(files[CARD_FILE])
+    return dataclasses.replace(export, files=files)
 
-    Returns the files written (the model card's metadata is updated in place and listed too).
-    """
+
+def _python_sources(files: dict[str, bytes | Path]) -> list[str]:
+    """The sources of the `.py` files of an export plan (generated ones in memory, copied ones read)."""
+    contents = (files[name] for name in sorted(files) if name.endswith(".py"))
+    return [
+        content.decode("utf-8") if isinstance(content, bytes) else content.read_text("utf-8") for content in contents
+    ]
+
+
+def _example_video_bytes() -> bytes:
+    """The example video's MP4 file, as bytes."""
     from .local import write_example_video
 
-    folder = Path(folder)
-    written = []
-    for name, source in space_sources().items():
-        (folder / name).write_text(source, encoding="utf-8")
-        written.append(folder / name)
-    (folder / APP_FILE).write_text(APP_SOURCE, encoding="utf-8")
-    requirements = space_requirements(folder)
-    (folder / REQUIREMENTS_FILE).write_text("".join(f"{line}\n" for line in requirements), encoding="utf-8")
-    written += [
-        folder / APP_FILE,
-        folder / REQUIREMENTS_FILE,
-        write_example_video(folder),
-        _add_space_settings(folder),
-    ]
-    return written
+    with tempfile.TemporaryDirectory() as folder:
+        return write_example_video(folder).read_bytes()
 
 
 def space_file_names() -> set[str]:
-    """The names of the files [`write_space_files`] adds to an exported folder (besides the card it updates)."""
+    """The names of the files [`add_space_files`] adds to an exported folder (besides the card it updates)."""
     return {*space_sources(), APP_FILE, REQUIREMENTS_FILE, EXAMPLE_FILE}
 
 
 def space_sources() -> dict[str, str]:
     """Flat file name -> source of `SPACE_MODULES` and the package modules they import that the remote code of an
     exported folder does not already hold, with the package imports made relative as in the remote code."""
-    from ..hub import remote_code
-
-    flat_names = dict(remote_code._flat_module_names())
+    flat_names = dict(flat_module_names())
     in_remote_code = set(flat_names)
     pending = []
     for flat, module in SPACE_MODULES.items():
         _add_flat_name(flat_names, module, flat)
         pending.append(module)
     while pending:
-        for dependency in remote_code._package_dependencies(pending.pop()):
+        for dependency in package_dependencies(pending.pop()):
             if dependency not in flat_names:
                 _add_flat_name(flat_names, dependency, dependency.rpartition(".")[2])
                 pending.append(dependency)
     return {
-        f"{flat_names[module]}.py": _header(module) + remote_code._rewrite_imports(module, flat_names)
+        f"{flat_names[module]}.py": _header(module) + rewrite_imports(module, flat_names)
         for module in flat_names
         if module not in in_remote_code
     }
@@ -134,24 +142,24 @@ def _header(module: str) -> str:
     )
 
 
-def space_requirements(folder: Path) -> list[str]:
-    """The requirement lines of the Space: every distribution that a Python file of `folder` imports, with the
-    version range the package asks for it (its own requirements and those of its `app` extra).
+def space_requirements(sources: list[str]) -> list[str]:
+    """The requirement lines of the Space: every distribution that the Python `sources` of its folder import, with
+    the version range the package asks for it (its own requirements and those of its `app` extra).
 
     A module that no installed distribution provides (Gradio, where the app extra is not installed) is taken to be
     its own distribution's name.
     """
     distributions = importlib.metadata.packages_distributions()
-    imported = set().union(*(_imported_top_level(path) for path in sorted(folder.glob("*.py"))))
+    imported = set().union(*(_imported_top_level(source) for source in sources))
     names = {dist.lower() for module in imported for dist in distributions.get(module, [module])}
     ranges = _package_ranges()
     return sorted(ranges.get(name, name) for name in names)
 
 
-def _imported_top_level(path: Path) -> set[str]:
-    """The top-level names of the modules a Python file imports absolutely, less the standard library's."""
+def _imported_top_level(source: str) -> set[str]:
+    """The top-level names of the modules a Python source imports absolutely, less the standard library's."""
     names = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             names.update(alias.name.partition(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -171,18 +179,17 @@ def _package_ranges() -> dict[str, str]:
     return ranges
 
 
-def _add_space_settings(folder: Path) -> Path:
-    """Add the Space settings to the metadata of the folder's model card (where the Hub reads them); export-hub
-    always writes the card."""
+def _card_with_space_settings(card_file: bytes | Path) -> bytes:
+    """The model card with the Space settings (`sdk: gradio`, `app_file`) added to its metadata, where the Hub
+    reads them; export-hub always plans a card."""
     from huggingface_hub import RepoCard
 
-    path = folder / CARD_FILE
-    card = RepoCard.load(path)
+    text = card_file.decode("utf-8") if isinstance(card_file, bytes) else card_file.read_text("utf-8")
+    card = RepoCard(text)
     card.data.sdk = "gradio"
     card.data.app_file = APP_FILE
     try:
         card.data.sdk_version = importlib.metadata.version("gradio")
     except importlib.metadata.PackageNotFoundError:
         pass  # the Hub then picks a Gradio version
-    card.save(path)
-    return path
+    return str(card).encode("utf-8")

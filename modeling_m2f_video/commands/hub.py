@@ -1,7 +1,7 @@
 """`m2f-video export-hub` and `m2f-video push`: make a model folder loadable without the package, and upload it.
 
-m2f-video export-hub MODEL_DIR --output DIR [--repo-id ORG/NAME] [--overwrite] [--dry-run]
-m2f-video push DIR --repo-id ORG/NAME [--public] [--dry-run] [--token TOKEN] [--commit-message TEXT]
+m2f-video export-hub MODEL_DIR --output DIR [--repo-id ORG/NAME] [--space] [--overwrite] [--dry-run]
+m2f-video push DIR --repo-id ORG/NAME [--space] [--public] [--dry-run] [--token TOKEN] [--commit-message TEXT]
 
 Both publish only the model files of a folder (config, safetensors weights, processor configs, model card,
 eval.json, remote code) and list them with their sizes; `--dry-run` lists them and writes or uploads nothing.
@@ -35,6 +35,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("model_dir", type=Path, metavar="MODEL_DIR", help="folder written by save_pretrained")
     export.add_argument("--output", required=True, type=Path, help="folder to write")
     export.add_argument("--repo-id", type=_repo_id, help="Hub id ORG/NAME to show in the model card's usage code")
+    export.add_argument(
+        "--space",
+        action="store_true",
+        help="also write the files of a Hugging Face Space running the web app on the model (app.py, "
+        "requirements.txt, the app's code, an example video, the Space settings in the card)",
+    )
     export.add_argument("--overwrite", action="store_true", help="replace an existing non-empty exported folder")
     export.add_argument("--dry-run", action="store_true", help="list the files that would be written; write none")
     export.set_defaults(func=run_export)
@@ -50,6 +56,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     push.add_argument("folder", type=Path, metavar="DIR", help="folder to upload (e.g. written by export-hub)")
     push.add_argument("--repo-id", required=True, type=_repo_id, help="Hub repository id ORG/NAME")
+    push.add_argument(
+        "--space",
+        action="store_true",
+        help="upload to a Space repository (Gradio SDK; the folder made with `export-hub --space`) instead of a "
+        "model repository",
+    )
     push.add_argument("--public", action="store_true", help="create a public repository (default: private)")
     push.add_argument("--dry-run", action="store_true", help="list what would be uploaded; touch no network")
     push.add_argument("--token", help="Hugging Face token (default: HF_TOKEN or the cached login)")
@@ -73,6 +85,10 @@ def run_export(args: argparse.Namespace) -> int:
 
     output = check_export_output(args.model_dir, args.output, overwrite=args.overwrite)
     export = plan_hub_export(args.model_dir, model_id=args.repo_id)
+    if args.space:
+        from modeling_m2f_video.app.space import add_space_files
+
+        export = add_space_files(export)
     verb = "would write" if args.dry_run else "writing"
     _print_files(f"{verb} {{count}} files ({{size}}) to {output}:", export.sizes(), export.left_out, "exported")
     if args.dry_run:
@@ -89,7 +105,10 @@ def run_push(args: argparse.Namespace) -> int:
     plan = upload_plan(args.folder, space_file_names())
     visibility = "public" if args.public else "private"
     verb = "would upload" if args.dry_run else "uploading"
-    _print_files(f"{verb} {{count}} files ({{size}}) to {args.repo_id} ({visibility}):", plan.files, plan.left_out)
+    kind = "Space" if args.space else "model repository"
+    _print_files(
+        f"{verb} {{count}} files ({{size}}) to the {kind} {args.repo_id} ({visibility}):", plan.files, plan.left_out
+    )
     for warning in folder_warnings(args.folder):
         print(f"warning: {warning}", file=sys.stderr)
     if args.dry_run:
@@ -101,6 +120,7 @@ def run_push(args: argparse.Namespace) -> int:
         token=args.token,
         commit_message=args.commit_message,
         extra_names=space_file_names(),
+        repo_type="space" if args.space else "model",
     )
     print(f"uploaded: {commit}")
     return 0

@@ -71,7 +71,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--frame-stride", type=positive_int, default=1, help="use every n-th frame (default 1)")
     parser.add_argument("--max-frames", type=positive_int, help="use at most this many frames per video")
-    parser.add_argument("--device", help="device for the model (default: the process's accelerator or cpu)")
+    parser.add_argument(
+        "--runtime",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="torch (a model folder or Hub id) or onnx: a folder made by `m2f-video export-onnx`, run by ONNX Runtime "
+        "with the same pre- and post-processing (default torch)",
+    )
+    parser.add_argument(
+        "--device",
+        help="device for the model (default: the process's accelerator or cpu); with --runtime onnx, cpu or cuda[:N] "
+        "picks the execution provider",
+    )
     parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), help="model dtype (default float32)")
     parser.add_argument(
         "--fps", type=positive_float, default=10.0, help="frame rate of the overlay videos (default 10)"
@@ -124,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             overwrite=args.overwrite,
             trust_remote_code=args.trust_remote_code,
+            runtime=args.runtime,
         )
     except PredictionInterrupted as interrupted:
         output, total = Path(interrupted.summary["output"]), len(interrupted.summary["videos"])

@@ -22,6 +22,7 @@ from .model_files import MODEL_FILES, ModelFiles, check_regular_file, select_mod
 from .remote_code import remote_code_file_names
 
 REPO_ID_PATTERN = re.compile(r"[^/]+/[^/]+")
+REPO_TYPES = ("model", "space")
 
 
 def check_repo_id(repo_id: str) -> str:
@@ -85,16 +86,20 @@ def push_folder(
     token: str | None = None,
     commit_message: str = "Upload Mask2Former video model",
     extra_names: Iterable[str] = (),
+    repo_type: str = "model",
 ) -> str:
-    """Create the model repository `repo_id` if needed (private by default) and upload the files of
-    [`upload_plan`] into it, as one commit.
+    """Create the repository `repo_id` if needed (private by default) and upload the files of [`upload_plan`] into
+    it, as one commit.
 
-    An existing repository keeps its visibility. Returns the URL of the commit.
+    `repo_type` is "model", or "space" for a folder made with `export-hub --space` (a Gradio Space). An existing
+    repository keeps its visibility. Returns the URL of the commit.
 
     Raises:
         HubError: the folder cannot be uploaded (see [`upload_plan`]), or the Hub refused the token or the upload.
     """
     check_repo_id(repo_id)
+    if repo_type not in REPO_TYPES:
+        raise HubError(f"repo_type: must be one of {', '.join(REPO_TYPES)}, got {repo_type!r}")
     plan = upload_plan(folder, extra_names)
     operations = []
     for name in plan.names:
@@ -103,8 +108,9 @@ def push_folder(
         operations.append(CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(path)))
     api = HfApi(token=token)
     try:
-        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-        commit = api.create_commit(repo_id, operations, commit_message=commit_message, repo_type="model")
+        space_sdk = {"space_sdk": "gradio"} if repo_type == "space" else {}
+        api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, **space_sdk)
+        commit = api.create_commit(repo_id, operations, commit_message=commit_message, repo_type=repo_type)
     except (HfHubHTTPError, LocalTokenNotFoundError) as error:
         raise HubError(f"{repo_id}: the Hub refused the upload: {str(error).splitlines()[0]}") from None
     return str(commit)
