@@ -35,6 +35,7 @@ from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from accelerate import PartialState
 from huggingface_hub.errors import StrictDataclassError
@@ -46,17 +47,20 @@ from .demo import resolve_model_path
 from .deployment.onnx_folder import MANIFEST_FILE
 from .deployment.onnx_runtime import RUNTIMES, load_onnx_pipeline
 from .errors import UserInputError
+from .inference.online import TrackRecords, segment_stream
 from .inference.segment import MODES
+from .inference.stream_defaults import STREAM_OVERLAP, STREAM_THRESHOLD, STREAM_WINDOW
 from .pipeline_video_instance_segmentation import TASK
-from .processing.video_io import open_video
+from .processing.video_io import VideoSource, open_video
 from .registration import register
 from .visualization import select_for_display, write_contact_sheet, write_overlay_video
 from .ytvis.records import result_record
-from .ytvis.rle import rle_areas
+from .ytvis.rle import encode_rles, rle_areas
 
 RESULTS_FILE = "results.json"
 VIDEOS_FILE = "videos.json"
 PART_FILE = "predict-part-{process}.jsonl"
+FRAMES_FILE = "{name}_frames.jsonl"  # online mode: one line per frame
 
 # Integer arguments of `predict_videos`: (smallest value, whether None is allowed).
 _INT_OPTIONS = {
@@ -67,8 +71,12 @@ _INT_OPTIONS = {
     "frame_stride": (1, False),
     "max_frames": (1, True),
     "sheet_frames": (1, False),
+    "window": (1, False),
+    "overlap": (0, False),
 }
-# Float arguments of `predict_videos`: (low, high, whether low itself is excluded); values must be finite.
+# Float arguments of `predict_videos`: (low, high, whether low itself is excluded); values must be finite, and
+# None only where listed in `_OPTIONAL_FLOAT_OPTIONS`.
+_OPTIONAL_FLOAT_OPTIONS = {"threshold"}
 _FLOAT_OPTIONS = {
     "threshold": (0.0, 1.0, False),
     "overlay_threshold": (0.0, 1.0, False),
@@ -97,7 +105,7 @@ def predict_videos(
     output: str | Path,
     names: Sequence[str] | None = None,
     top_k: int | None = None,
-    threshold: float = 0.0,
+    threshold: float | None = None,
     mode: str = "auto",
     clip_length: int = 32,
     clip_overlap: int = 8,
@@ -114,6 +122,9 @@ def predict_videos(
     overwrite: bool = False,
     trust_remote_code: bool = False,
     runtime: str = "torch",
+    online: bool = False,
+    window: int = STREAM_WINDOW,
+    window_overlap: int = STREAM_OVERLAP,
 ) -> dict | None:
     """Segment `videos` (anything `open_video` accepts), split across the Accelerate processes.
 
@@ -127,8 +138,14 @@ def predict_videos(
             they must be distinct, also ignoring case.
         overwrite: write into a non-empty `output`; a previous run's JSON and part files are removed first.
         trust_remote_code: let transformers run the Python code of a model folder made by `export-hub`.
+        threshold: keep instances scoring above this (default 0, the model's `top_k` deciding; online
+            `STREAM_THRESHOLD`, since every track of the stream is handed out).
         runtime: "torch" (a model folder or Hub id) or "onnx" (a folder written by `m2f-video export-onnx`, run
             by ONNX Runtime with the same pre- and post-processing; `device` picks its execution provider).
+        online: segment each video as a stream (`inference.online.segment_stream`: windows of `window` frames
+            sharing `window_overlap`), writing each frame's instances to `<name>_frames.jsonl` as it is final and
+            one result record per track; `mode`, `clip_length`, `clip_overlap`, `long_video_threshold` and
+            `top_k` do not apply.
 
     Raises:
         UserInputError (a ValueError): an argument is out of range (the message starts with its name), the model
@@ -145,7 +162,11 @@ def predict_videos(
         "long_video_threshold": long_video_threshold,
     }
     picture_options = {"fps": fps, "overlay_threshold": overlay_threshold, "sheet_frames": sheet_frames}
-    _check_options({**frame_options, **call_options, **picture_options})
+    stream_options = None
+    if online:
+        default_threshold = STREAM_THRESHOLD if threshold is None else threshold
+        stream_options = {"window": window, "overlap": window_overlap, "threshold": default_threshold}
+    _check_options({**frame_options, **call_options, **picture_options, **(stream_options or {})})
     names = unique_names(videos) if names is None else _check_names(names, len(videos))
     model_path = resolve_model_path(model)
     output = Path(output)
@@ -161,7 +182,14 @@ def predict_videos(
     work = list(enumerate(zip(videos, names)))
     try:
         _segment_share(
-            state, segmenter, work, output, frame_options, call_options, picture_options if pictures else None
+            state,
+            segmenter,
+            work,
+            output,
+            frame_options,
+            call_options,
+            picture_options if pictures else None,
+            stream_options,
         )
     except KeyboardInterrupt as interrupt:
         if not state.is_main_process:
@@ -184,7 +212,7 @@ def _check_options(options: dict[str, Any]) -> None:
             if not (optional and value is None) and not (_is_int(value) and value >= minimum):
                 allowed = f"an integer >= {minimum}" + (" or None" if optional else "")
                 raise UserInputError(f"{argument}: must be {allowed}, got {value!r}")
-        elif argument in _FLOAT_OPTIONS:
+        elif argument in _FLOAT_OPTIONS and not (value is None and argument in _OPTIONAL_FLOAT_OPTIONS):
             low, high, exclude_low = _FLOAT_OPTIONS[argument]
             number = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
             if not (number and (value > low if exclude_low else value >= low) and value <= high):
@@ -192,10 +220,9 @@ def _check_options(options: dict[str, Any]) -> None:
                 raise UserInputError(f"{argument}: must be a finite number in {interval}, got {value!r}")
     if "mode" in options and options["mode"] not in MODES:
         raise UserInputError(f"mode: must be one of {', '.join(MODES)}, got {options['mode']!r}")
-    if options.get("clip_overlap", 0) >= options.get("clip_length", math.inf):
-        raise UserInputError(
-            f"clip_overlap: must be less than clip_length ({options['clip_length']}), got {options['clip_overlap']}"
-        )
+    for length, overlap in (("clip_length", "clip_overlap"), ("window", "overlap")):
+        if options.get(overlap, 0) >= options.get(length, math.inf):
+            raise UserInputError(f"{overlap}: must be less than {length} ({options[length]}), got {options[overlap]}")
 
 
 def unique_names(videos: Sequence[Any]) -> list[str]:
@@ -258,13 +285,16 @@ def _segment_share(
     frame_options: dict,
     call_options: dict,
     picture_options: dict | None,
+    stream_options: dict | None,
 ) -> None:
     """Segment this process's share of the `(index, (video, name))` work, each finished video appended at once to
     the process's part file."""
     part = output / PART_FILE.format(process=state.process_index)
     with state.split_between_processes(work) as share:
         for index, (video, name) in tqdm(share, desc="videos", disable=not call_options["progress"]):
-            outcome = _predict_one(segmenter, index, video, name, output, frame_options, call_options, picture_options)
+            outcome = _predict_one(
+                segmenter, index, video, name, output, frame_options, call_options, picture_options, stream_options
+            )
             _append_line(part, outcome)
 
 
@@ -277,19 +307,28 @@ def _predict_one(
     frame_options: dict,
     call_options: dict,
     picture_options: dict | None,
+    stream_options: dict | None,
 ) -> dict:
-    """Segment one video and draw its pictures: `{"video": videos.json entry, "records": results}`.
+    """Segment one video (whole / clip by clip, or online with `stream_options`) and draw its pictures:
+    `{"video": videos.json entry, "records": results}`.
 
     Any exception of this video (an unreadable file, Pillow's `DecompressionBombError`, running out of memory)
-    becomes the entry's `error`; Ctrl-C and `SystemExit` go through. Either way no half-written picture is left.
+    becomes the entry's `error`; Ctrl-C and `SystemExit` go through. Either way no half-written picture is left;
+    an online run's frame file keeps the frames finished before the error.
     """
     entry = {**_video_entry(index, video, name), "process": PartialState().process_index}  # `predict_videos`' state
     pictures = {} if picture_options is None else _picture_paths(output, name)
     try:
         source = open_video(video, name=name, **frame_options)
         entry.update(length=source.num_frames, height=source.height, width=source.width)
-        # The pipeline is given the input itself, not `source`: a remote-code pipeline has its own video classes.
-        instances = segmenter(video, **frame_options, **call_options)
+        if stream_options is None:
+            # The pipeline is given the input itself, not `source`: a remote-code pipeline has its own video classes.
+            instances = segmenter(video, **frame_options, **call_options)
+            records = to_records(index, instances)
+        else:
+            entry["frames"] = FRAMES_FILE.format(name=name)
+            records = _segment_online(segmenter, index, source, output / entry["frames"], stream_options, call_options)
+            instances = _display_instances(records, segmenter.model.config, source)
         if picture_options is not None:
             shown = select_for_display(instances, min_score=picture_options["overlay_threshold"])
             write_overlay_video(
@@ -303,7 +342,36 @@ def _predict_one(
     except BaseException:
         _remove(pictures.values())
         raise
-    return {"video": entry, "records": to_records(index, instances)}
+    return {"video": entry, "records": records}
+
+
+def _segment_online(
+    segmenter, index: int, source: VideoSource, frames_file: Path, stream_options: dict, call_options: dict
+) -> list[dict]:
+    """Segment `source` as a stream, appending each frame's record to `frames_file` as soon as it is final;
+    returns one YouTube-VIS result record per track."""
+    stream = segment_stream(segmenter.model, segmenter.video_processor, source.frames(), **stream_options)
+    tracks = TrackRecords()
+    progress = tqdm(total=source.num_frames, desc="frames", unit="frame", disable=not call_options["progress"])
+    with frames_file.open("w", encoding="utf-8") as lines, progress:
+        for frame in stream:
+            lines.write(json.dumps(tracks.add(frame)) + "\n")
+            lines.flush()
+            progress.update()
+    return tracks.records(index)
+
+
+def _display_instances(records: list[dict], config, source: VideoSource) -> list[dict]:
+    """Result records as the pictures' instances (`score`, `label`, a mask per frame; empty where null)."""
+    empty = encode_rles(np.zeros((1, source.height, source.width), dtype=bool))[0]
+    return [
+        {
+            "score": record["score"],
+            "label": config.id2label[record["category_id"] - 1],
+            "masks": [rle or empty for rle in record["segmentations"]],
+        }
+        for record in records
+    ]
 
 
 def _picture_paths(output: Path, name: str) -> dict[str, Path]:

@@ -299,3 +299,56 @@ def test_demo_finds_the_generated_objects(tmp_path, capsys):
     ]
     best = [max((volume_iou(mask, p) for p in predicted), default=0.0) for mask in truth.masks]
     assert np.mean(np.array(best) > 0.5) >= 0.5, best
+
+
+# ------------------------------------------------------------------------------------------------ --online
+
+
+def test_predict_online_writes_each_frame_and_one_record_per_track(tmp_path, capsys):
+    from modeling_m2f_video.inference.online import TrackRecords, segment_stream
+    from modeling_m2f_video.processing.video_processing_m2f_video import Mask2FormerVideoProcessor
+
+    video = tmp_path / "stream.mp4"
+    write_video(video, demo_video(None, num_frames=12, height=96, width=128, num_classes=2).frames)
+    output = tmp_path / "out"
+    argv = ["predict", str(video), "--model", "demo", "--output", str(output), "--online", "--no-progress"]
+    assert cli.main([*argv, "--window", "4", "--window-overlap", "1"]) == 0
+    frames = [json.loads(line) for line in (output / "stream_frames.jsonl").read_text().splitlines()]
+    results, index = read_outputs(output)
+    assert [frame["frame"] for frame in frames] == list(range(12))
+    assert index["videos"][0]["frames"] == "stream_frames.jsonl" and index["videos"][0]["overlay"]
+
+    # The same as segment_stream on the decoded frames, collected by TrackRecords.
+    from modeling_m2f_video import Mask2FormerVideoForVideoInstanceSegmentation
+
+    model = Mask2FormerVideoForVideoInstanceSegmentation.from_pretrained(DEMO_MODEL_DIR).eval()
+    tracks = TrackRecords()
+    expected_frames = [
+        tracks.add(frame)
+        for frame in segment_stream(
+            model,
+            Mask2FormerVideoProcessor.from_pretrained(DEMO_MODEL_DIR),
+            open_video(video).frames(),
+            window=4,
+            overlap=1,
+        )
+    ]
+    assert frames == json.loads(json.dumps(expected_frames))
+    assert results == json.loads(json.dumps(tracks.records(0)))
+    assert results and all(len(record["segmentations"]) == 12 for record in results)
+    assert any(frame["instances"] for frame in frames)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--top-k", "3"], "error: --top-k: does not apply with --online"),
+        (["--mode", "clip"], "error: --mode: does not apply with --online"),
+        (["--window", "4", "--window-overlap", "4"], "error: --window-overlap 4: must be less than --window (4)"),
+    ],
+)
+def test_predict_online_refuses_options_of_the_other_modes(tmp_path, capsys, options, message):
+    argv = ["predict", str(tmp_path / "v.mp4"), "--model", "demo", "--output", str(tmp_path / "out"), "--online"]
+    assert cli.main([*argv, *options]) == 2
+    (line,) = error_lines(capsys.readouterr().err)
+    assert line.startswith(message)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UserInputError
+from ..inference.stream_defaults import STREAM_OVERLAP, STREAM_THRESHOLD, STREAM_WINDOW
 from .option_types import non_negative_int, positive_float, positive_int, probability
 
 DEFAULT_CLIP_LENGTH = 32
@@ -44,7 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--top-k", type=positive_int, help="most instances per video (default: the model's test_top_k)"
     )
     parser.add_argument(
-        "--threshold", type=probability, default=0.0, help="keep instances scoring above this, 0-1 (default 0)"
+        "--threshold",
+        type=probability,
+        help=f"keep instances scoring above this, 0-1 (default 0; with --online {STREAM_THRESHOLD})",
     )
     parser.add_argument(
         "--mode",
@@ -68,6 +71,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=non_negative_int,
         default=64,
         help="auto mode: clip by clip above this length (default 64)",
+    )
+    online = parser.add_argument_group("online mode (a video read as a stream, for long videos and live sources)")
+    online.add_argument(
+        "--online",
+        action="store_true",
+        help="segment each video as a stream: each frame's instances are final a window after the frame and are "
+        "written to OUT/<video>_frames.jsonl at once; results.json gets one record per track",
+    )
+    online.add_argument(
+        "--window", type=positive_int, default=STREAM_WINDOW, help=f"frames per model call (default {STREAM_WINDOW})"
+    )
+    online.add_argument(
+        "--window-overlap",
+        type=non_negative_int,
+        default=STREAM_OVERLAP,
+        help=f"frames shared by consecutive windows, less than --window (default {STREAM_OVERLAP})",
     )
     parser.add_argument("--frame-stride", type=positive_int, default=1, help="use every n-th frame (default 1)")
     parser.add_argument("--max-frames", type=positive_int, help="use at most this many frames per video")
@@ -110,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
     """
     from ..batch_prediction import PredictionInterrupted, predict_videos
 
+    _check_online_options(args)
     clip_length = DEFAULT_CLIP_LENGTH if args.clip_length is None else args.clip_length
     if args.clip_overlap >= clip_length:
         raise UserInputError(f"--clip-overlap {args.clip_overlap}: must be less than --clip-length ({clip_length})")
@@ -136,6 +156,9 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             trust_remote_code=args.trust_remote_code,
             runtime=args.runtime,
+            online=args.online,
+            window=args.window,
+            window_overlap=args.window_overlap,
         )
     except PredictionInterrupted as interrupted:
         output, total = Path(interrupted.summary["output"]), len(interrupted.summary["videos"])
@@ -149,6 +172,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print_summary(summary)
     return 1 if any(video.get("error") for video in summary["videos"]) else 0
+
+
+def _check_online_options(args: argparse.Namespace) -> None:
+    """Refuse options of the whole / clip-by-clip modes together with --online, and a window overlap that is not
+    less than the window."""
+    if args.online:
+        given = [option for option, value in (("--mode", args.mode), ("--clip-length", args.clip_length)) if value]
+        given += ["--top-k"] if args.top_k is not None else []
+        if given:
+            raise UserInputError(f"{given[0]}: does not apply with --online (use --window and --threshold)")
+    if args.window_overlap >= args.window:
+        raise UserInputError(f"--window-overlap {args.window_overlap}: must be less than --window ({args.window})")
 
 
 def _list_inputs(inputs: list[str]) -> list[Path]:
