@@ -209,6 +209,23 @@ def test_predict_names_the_runtime_an_exported_folder_needs(demo_export, tmp_pat
     assert "not an exported ONNX folder (it has no onnx_export.json)" in capsys.readouterr().err
 
 
+def test_float16_export_runs_close_to_the_float32_model(demo_model, tmp_path):
+    folder = export_onnx_folder(DEMO_MODEL_DIR, tmp_path / "fp16", dtype="float16")
+    assert json.loads((folder / MANIFEST_FILE).read_text())["dtype"] == "float16"
+    model = load_runtime_model(folder, "onnx", device="cpu")
+    assert model.dtype == torch.float16
+    pixel_values_videos = random_input(1, 3, 96, 128)
+    actual = model(pixel_values_videos=pixel_values_videos)
+    with torch.no_grad():
+        expected = demo_model(pixel_values_videos=pixel_values_videos)
+    for name in ("class_queries_logits", "masks_queries_logits"):
+        reference = getattr(expected, name)
+        difference = (getattr(actual, name).float() - reference).abs().max()
+        assert difference <= 2e-3 * reference.abs().max(), name  # float16 steps are 1e-3 of the value
+    with pytest.raises(UserInputError, match=r"--dtype float32: .* was exported in float16"):
+        load_runtime_model(folder, "onnx", dtype="float32")
+
+
 @pytest.mark.skipif(not CUDA, reason="onnxruntime has no CUDA execution provider here")
 def test_cuda_execution_provider_matches_pytorch(demo_export, demo_model):
     model = load_onnx_model(demo_export, device="cuda")
