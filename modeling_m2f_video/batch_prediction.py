@@ -502,6 +502,7 @@ def build_pipeline(model_path: str, device: str, dtype: str | None, trust_remote
         raise UserInputError(f"runtime: must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
     if runtime == "onnx":
         return load_onnx_pipeline(model_path, device, dtype)
+    check_device(device)
     if (Path(model_path) / MANIFEST_FILE).is_file():
         raise UserInputError(f"{model_path}: an exported ONNX folder; run it with --runtime onnx (runtime='onnx')")
     if not trust_remote_code and _has_remote_pipeline(model_path):
@@ -521,6 +522,23 @@ def build_pipeline(model_path: str, device: str, dtype: str | None, trust_remote
     except _MODEL_LOAD_ERRORS as error:
         message = " ".join(str(error).removeprefix(f"{model_path}: ").split())  # one line
         raise UserInputError(f"{model_path}: cannot load the model: {message}") from error
+
+
+def check_device(device: str) -> None:
+    """Refuse a device torch does not know or this machine does not have, naming it and what there is."""
+    try:
+        wanted = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise UserInputError(f"--device {device}: not a device name (cpu, cuda, cuda:1, mps, ...)") from error
+    if wanted.type == "cpu":
+        return
+    accelerator = torch.accelerator.current_accelerator() if torch.accelerator.is_available() else None
+    if accelerator is None or accelerator.type != wanted.type:
+        available = "cpu" + (f" and {accelerator.type}" if accelerator is not None else "")
+        raise UserInputError(f"--device {device}: this machine has no {wanted.type} device (available: {available})")
+    count = torch.accelerator.device_count()
+    if wanted.index is not None and wanted.index >= count:
+        raise UserInputError(f"--device {device}: this machine has {count} {wanted.type} device(s), from index 0")
 
 
 def _has_remote_pipeline(model_path: str) -> bool:

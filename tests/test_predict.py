@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import PIL.Image
 import pytest
+import torch
 from inference_helpers import HEIGHT, WIDTH, save_tiny_model, synthetic_frames
 from PIL import Image
 
@@ -350,5 +351,23 @@ def test_predict_online_writes_each_frame_and_one_record_per_track(tmp_path, cap
 def test_predict_online_refuses_options_of_the_other_modes(tmp_path, capsys, options, message):
     argv = ["predict", str(tmp_path / "v.mp4"), "--model", "demo", "--output", str(tmp_path / "out"), "--online"]
     assert cli.main([*argv, *options]) == 2
+    (line,) = error_lines(capsys.readouterr().err)
+    assert line.startswith(message)
+
+
+@pytest.mark.parametrize(
+    "device, message",
+    [
+        ("foo", "error: --device foo: not a device name (cpu, cuda, cuda:1, mps, ...)"),
+        ("cuda:7", "error: --device cuda:7: this machine has "),
+    ],
+)
+def test_predict_names_a_device_it_cannot_use(tmp_path, capsys, device, message):
+    if device.startswith("cuda") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has 8 CUDA devices")
+    video = tmp_path / "v.mp4"
+    write_video(video, synthetic_frames(2, index=0))
+    argv = ["predict", str(video), "--model", "demo", "--output", str(tmp_path / "out"), "--device", device]
+    assert cli.main(argv) == 2
     (line,) = error_lines(capsys.readouterr().err)
     assert line.startswith(message)
