@@ -7,7 +7,8 @@ and segmented by each mode in a fresh process per (length, mode), so that each p
 one mode:
 
 - `whole`: all frames at once (`segment_video(mode="whole")`), as the official code does, up to `--whole-max-frames`;
-- `clip`: clip by clip (`segment_video(mode="clip")`, windows of `--clip-length` frames sharing `--clip-overlap`);
+- `clip`: clip by clip (`segment_video(mode="clip")`, windows of `--clip-length` frames sharing `--clip-overlap`,
+  fragments of one object joined at the end);
 - `online`: the file read as a stream (`online.stream_frames`) through `online.segment_stream` (windows of
   `--window` frames sharing `--window-overlap`, each frame handed out at most `--window` frames after it arrives).
 
@@ -42,6 +43,8 @@ from pathlib import Path
 import numpy as np
 from benchmark_utils import current_rss_bytes, machine_info, markdown_table, peak_rss_bytes, reset_peak_rss
 
+from modeling_m2f_video.inference.stream_defaults import STREAM_OVERLAP, STREAM_WINDOW
+
 MODES = ("whole", "clip", "online")
 
 
@@ -58,8 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=2026, help="synthetic seed (the demo model never saw it)")
     parser.add_argument("--clip-length", type=int, default=32)
     parser.add_argument("--clip-overlap", type=int, default=8)
-    parser.add_argument("--window", type=int, default=8, help="online window (frames)")
-    parser.add_argument("--window-overlap", type=int, default=2, help="online window overlap (frames)")
+    parser.add_argument("--window", type=int, default=STREAM_WINDOW, help="online window (frames)")
+    parser.add_argument("--window-overlap", type=int, default=STREAM_OVERLAP, help="online window overlap (frames)")
     parser.add_argument("--track-score", type=float, default=0.5, help="score above which instances are tracks")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--output", default="long_video_results.md", help="Markdown table")

@@ -13,8 +13,15 @@ import modeling_m2f_video.processing.post_processing as post_processing
 from modeling_m2f_video import Mask2FormerVideoForVideoInstanceSegmentation
 from modeling_m2f_video.inference.clip_by_clip import (
     Association,
+    FinishedFrame,
+    TrackLogitStore,
+    WindowOutputs,
+    WindowTracker,
+    _Track,
     associate,
     clip_starts,
+    group_probabilities,
+    join_fragments,
     segment_video_by_clips,
     soft_mask_iou,
 )
@@ -200,10 +207,23 @@ def test_a_track_is_found_again_after_a_gap():
     np.testing.assert_array_equal(on_frames[1], np.arange(60))  # B
 
 
+def test_a_fragment_after_a_gap_longer_than_max_gap_is_joined_at_the_end():
+    """The live tracker retires A during its gap (max_gap 4), so A comes back as a new track; the end of the run
+    joins the two fragments (same class, never in view together, close embeddings): one track for A."""
+    on_frames = sorted(_confident_tracks(_gap_scene(), Association(max_gap=4)), key=len)
+    assert len(on_frames) == 2
+    np.testing.assert_array_equal(on_frames[0], np.r_[0:20, 36:60])
+    np.testing.assert_array_equal(on_frames[1], np.arange(60))
+
+
 @pytest.mark.parametrize(
     "scene, association",
-    [(_gap_scene(returning_embedding_sign=-1.0), None), (_gap_scene(), Association(max_gap=4))],
-    ids=["another object of the same class", "gap longer than max_gap"],
+    [
+        (_gap_scene(returning_embedding_sign=-1.0), None),
+        (_gap_scene(returning_embedding_sign=-1.0), Association(max_gap=4)),
+        (_gap_scene(), Association(max_gap=4, min_join_similarity=None)),
+    ],
+    ids=["another object of the same class", "another object after max_gap", "gap longer than max_gap, no joining"],
 )
 def test_no_reidentification_of_another_object_or_after_max_gap(scene, association):
     on_frames = sorted(_confident_tracks(scene, association), key=lambda frames: frames[0])
@@ -211,6 +231,104 @@ def test_no_reidentification_of_another_object_or_after_max_gap(scene, associati
     np.testing.assert_array_equal(on_frames[0], np.arange(60))  # B
     np.testing.assert_array_equal(on_frames[1], np.arange(0, 20))  # A
     np.testing.assert_array_equal(on_frames[2], np.arange(36, 60))  # a new track
+
+
+def _fragment(
+    track_id: int, label: int, embedding: list[float], windows: tuple[int, int], visible: tuple[int, int] | None
+) -> _Track:
+    """A finished track: confident of `label`, found in windows [first, last], its mask on frames [first, last]."""
+    probabilities = torch.nn.functional.one_hot(torch.tensor(label), 3).float() * 0.9
+    unit = torch.nn.functional.normalize(torch.tensor(embedding), dim=0)
+    first_visible, last_visible = visible if visible is not None else (None, None)
+    return _Track(
+        id=track_id,
+        embedding=unit,
+        class_sum=probabilities * 8,
+        weight=8,
+        last_frame=8 * windows[1] + 7,
+        first_embedding=unit,
+        first_window=windows[0],
+        last_window=windows[1],
+        seen_probabilities=probabilities,
+        seen_weight=8.0,
+        first_visible=first_visible,
+        last_visible=last_visible,
+    )
+
+
+def _group_ids(groups: list[list[_Track]]) -> list[list[int]]:
+    return [[track.id for track in group] for group in groups]
+
+
+def test_fragments_of_one_object_are_joined_into_one_track_in_time_order():
+    """Three fragments of one object (class 0, close embeddings, one after the other) become one chain; another
+    object of the same class, with another embedding, and one of another class stay apart."""
+    tracks = [
+        _fragment(0, 0, [1.0, 0.1, 0.0], windows=(0, 2), visible=(0, 20)),
+        _fragment(1, 0, [0.0, 0.0, 1.0], windows=(1, 6), visible=(10, 50)),  # another object of class 0
+        _fragment(2, 1, [1.0, 0.0, 0.0], windows=(3, 4), visible=(30, 37)),  # class 1
+        _fragment(3, 0, [1.0, 0.0, 0.1], windows=(4, 5), visible=(36, 44)),
+        _fragment(4, 0, [1.0, 0.1, 0.1], windows=(7, 9), visible=(60, 79)),
+    ]
+    assert _group_ids(join_fragments(tracks, Association())) == [[0, 3, 4], [1], [2]]
+    assert _group_ids(join_fragments(tracks, Association(min_join_similarity=None))) == [[0], [1], [2], [3], [4]]
+
+
+@pytest.mark.parametrize(
+    "later",
+    [
+        _fragment(1, 0, [1.0, 0.0], windows=(2, 3), visible=(15, 30)),  # in view at the same time (frame 15-19)
+        _fragment(1, 0, [1.0, 0.0], windows=(2, 3), visible=None),  # never in view
+        _fragment(
+            1, 0, [1.0, 0.0], windows=(1, 3), visible=(22, 30)
+        ),  # window 1 found both: two queries of one window
+        _fragment(1, 0, [0.5, -1.0], windows=(2, 3), visible=(22, 30)),  # another embedding
+        _fragment(1, 1, [1.0, 0.0], windows=(2, 3), visible=(22, 30)),  # another class
+    ],
+    ids=["in view together", "never visible", "same window", "another embedding", "another class"],
+)
+def test_tracks_that_may_be_two_objects_are_not_joined(later):
+    earlier = _fragment(0, 0, [1.0, 0.0], windows=(0, 1), visible=(0, 19))
+    assert _group_ids(join_fragments([earlier, later], Association())) == [[0], [1]]
+
+
+def test_unconfident_fragments_are_not_joined():
+    earlier = _fragment(0, 0, [1.0, 0.0], windows=(0, 1), visible=(0, 19))
+    later = _fragment(1, 0, [1.0, 0.0], windows=(2, 3), visible=(22, 30))
+    later.class_sum = later.class_sum / 4  # top class probability 0.225 < min_join_score
+    assert _group_ids(join_fragments([earlier, later], Association())) == [[0], [1]]
+    assert _group_ids(join_fragments([earlier, later], Association(min_join_score=0.2))) == [[0, 1]]
+
+
+def test_a_joined_group_reads_as_one_row_of_masks():
+    """A group's row is, frame by frame, the mask of whichever of its tracks was found there."""
+    store = TrackLogitStore((2, 2))
+    first, second = torch.full((1, 2, 2), 3.0), torch.full((1, 2, 2), 5.0)
+    store.append(FinishedFrame(0, np.array([0]), first))
+    store.append(FinishedFrame(1, np.array([7]), second))
+    store.append(FinishedFrame(2, np.array([], dtype=np.int64), torch.zeros(0, 2, 2)))
+    logits = store.rows([[0, 7], [7]]).read(0, 3)
+    assert torch.equal(logits[0, 0], first[0]) and torch.equal(logits[0, 1], second[0])
+    assert torch.all(logits[0, 2] < -1e3) and torch.all(logits[1, 0] < -1e3) and torch.equal(logits[1, 1], second[0])
+
+
+def test_a_track_is_scored_by_the_frames_that_show_it():
+    """Window 2 continues the track by mask overlap on the shared frames only, where the query is less sure of the
+    class; the whole-life score weighs the windows by the frames the mask is on (8 and 2), the running mean by
+    window length."""
+    tracker = WindowTracker((4, 4))
+    on, off = torch.full((4, 4), 10.0), torch.full((4, 4), -10.0)
+
+    def window(probability: float, visible: list[bool]) -> WindowOutputs:
+        masks = torch.stack([on if frame else off for frame in visible])[None]  # (1, 8, 4, 4)
+        return WindowOutputs(torch.tensor([[probability, 0.0]]), masks, torch.tensor([[1.0, 0.0]]))
+
+    tracker.add(window(0.9, [True] * 8), next_start=6)
+    tracker.add(window(0.3, [True] * 2 + [False] * 6), next_start=14)
+    (track,) = tracker.all_tracks()
+    assert track.last_window == 1 and (track.first_visible, track.last_visible) == (0, 7)
+    assert float(track.probabilities[0]) == pytest.approx(0.6)
+    assert float(group_probabilities([track])[0]) == pytest.approx((0.9 * 8 + 0.3 * 2) / 10)
 
 
 def test_single_window_clip_mode_keeps_the_models_masks(model_and_processor):

@@ -149,7 +149,9 @@ def test_a_video_file_read_as_a_stream(model_and_processor, tmp_path):
     np.testing.assert_array_equal(np.stack(decoded), open_video(path).read())
 
     model, processor = model_and_processor
-    results = list(segment_stream(model, processor, stream_frames(_NonSeekable(path.read_bytes())), window=4))
+    results = list(
+        segment_stream(model, processor, stream_frames(_NonSeekable(path.read_bytes())), window=4, overlap=1)
+    )
     assert [instances.index for instances in results] == list(range(11))
     for instances in results:
         assert instances.masks.shape == (len(instances), HEIGHT, WIDTH) and instances.masks.dtype == bool
@@ -185,3 +187,53 @@ def test_one_window_hands_out_the_models_masks(model_and_processor):
         for track_id, score, mask in zip(instances.track_ids, instances.scores, instances.masks):
             np.testing.assert_array_equal(mask, masks[track_id].numpy())
             assert score == pytest.approx(float(scores[track_id]), rel=1e-6)
+
+
+class _FrameIndexProcessor:
+    """Stands in for the processor: passes each frame's index (its pixel value) to the fake model."""
+
+    def __call__(self, frames, input_data_format="channels_last", return_tensors="pt"):
+        indices = torch.from_numpy(np.stack(frames)[:, 0, 0, 0].astype(np.int64))
+        return {"pixel_values_videos": indices[None].float(), "resized_sizes": torch.tensor([[32, 32]])}
+
+
+class _ReturningObjectModel:
+    """Stands in for the model: one confident object (class 0, a fixed embedding) on frames 0-11 and 40-59, gone in
+    between; the other queries are background."""
+
+    device, dtype = torch.device("cpu"), torch.float32
+
+    def __call__(self, pixel_values_videos, frame_chunk_size=None):
+        frames = pixel_values_videos[0].long().tolist()
+        class_logits = torch.tensor([[0.0, 0.0, 4.0]]).repeat(NUM_QUERIES, 1)
+        masks = torch.full((NUM_QUERIES, len(frames), 8, 8), -10.0)
+        embeddings = torch.eye(NUM_QUERIES, 16)
+        if any(frame < 12 or frame >= 40 for frame in frames):
+            class_logits[0] = torch.tensor([5.0, 0.0, 0.0])
+            for index, frame in enumerate(frames):
+                if frame < 12 or frame >= 40:
+                    masks[0, index, 2:4, 2:4] = 10.0
+        return SimpleNamespace(
+            class_queries_logits=class_logits[None],
+            masks_queries_logits=masks[None],
+            transformer_decoder_last_hidden_state=embeddings[None],
+        )
+
+
+@pytest.mark.parametrize(("max_gap", "num_ids"), [(128, 1), (8, 2)])
+def test_a_returning_object_keeps_its_track_id_within_max_gap(max_gap, num_ids):
+    """Online, a track is re-identified by embedding after a gap shorter than `max_gap`; after a longer one the
+    object comes back with a new id (nothing is joined afterwards: its frames were handed out)."""
+    frames = (np.full((32, 32, 3), index, dtype=np.uint8) for index in range(60))
+    stream = segment_stream(
+        _ReturningObjectModel(),
+        _FrameIndexProcessor(),
+        frames,
+        window=8,
+        overlap=2,
+        association=Association(max_gap=max_gap),
+    )
+    ids_by_frame = {instances.index: instances.track_ids.tolist() for instances in stream}
+    assert all(len(ids_by_frame[frame]) == 1 for frame in [*range(12), *range(40, 60)])
+    assert all(ids_by_frame[frame] == [] for frame in range(12, 40))
+    assert len({track_id for ids in ids_by_frame.values() for track_id in ids}) == num_ids

@@ -12,14 +12,20 @@ windows of `clip_length` frames that overlap by `overlap` frames, and links the 
 2. the queries and tracks are paired one to one (Hungarian assignment, scipy's `linear_sum_assignment`) among
    the pairs that pass those tests, so one object keeps one track; a query that continues no track starts one,
    and a track that found no query for `max_gap` frames is retired;
-3. a track's class probabilities are the mean of its queries' softmax probabilities, weighted by window length;
-   on frames that several windows share, its mask logits are averaged over the windows it was found in, and on
-   frames where it was found in none its mask is empty;
-4. at the end the top-k (track, class) pairs are chosen as the official post-processing chooses (query, class)
-   pairs (`post_processing.select_instances`), and only their masks are upsampled (`post_processing.MaskGeometry`).
+3. on frames that several windows share, a track's mask logits are averaged over the windows it was found in, and
+   on frames where it was found in none its mask is empty;
+4. at the end, the fragments of one object are joined (`join_fragments`): two tracks of the same confident class
+   that were never in view at the same time and whose embeddings are close become one, so an object hidden for
+   longer than `max_gap`, or lost by the window-to-window matching, still gives one track, as the whole-video
+   model's one query for it does (the YouTube-VIS metric scores a track over the whole video: two fragments of
+   one object are each a poor match);
+5. a track (or joined group) is scored over its whole life: the mean of its queries' class probabilities weighted
+   by the frames their masks are on, so that windows where the object was hidden do not lower its score;
+6. the top-k (track, class) pairs are chosen as the official post-processing chooses (query, class) pairs
+   (`post_processing.select_instances`), and only their masks are upsampled (`post_processing.MaskGeometry`).
 
-With one window covering the video, the tracks are the window's queries in order, and the result is the
-whole-video result bit for bit.
+With one window covering the video, the tracks are the window's queries in order, nothing is joined, and the
+result is the whole-video result: the same masks bit for bit, the same scores.
 
 Memory does not grow with the length: the model sees one window at a time, frames are read lazily from a
 `VideoSource` (a video file is never decoded all at once), and finished frames' mask logits go to a temporary
@@ -33,7 +39,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,11 +55,17 @@ from .instances import VideoInstances
 # The mask logit of a track on a frame where no window found it: low enough to give an empty mask after any
 # bilinear resize, finite so that resizing never mixes infinities.
 ABSENT_LOGIT = -1e4
+# What a window where a query's mask is empty counts for in a track's whole-life score, next to one frame of a
+# window where it is on: the score is that of the frames that show the object (see `_frame_weights`).
+UNSEEN_WINDOW_WEIGHT = 1e-3
 
 
 @dataclass(frozen=True)
 class Association:
-    """When a window's query continues a track.
+    """When a window's query continues a track, and when two tracks are one object's.
+
+    The defaults were tuned on bounded-motion synthetic videos (`benchmarks/bench_long_video.py`) of other seeds
+    than the benchmark's.
 
     Attributes:
         min_overlap_iou: soft mask IoU on the shared frames above which a query may continue a track.
@@ -65,6 +77,12 @@ class Association:
         embedding_momentum: weight of a track's old embedding when a new query continues it.
         max_gap: frames a track may go unfound and still be re-identified; after that it is retired. It bounds
             the tracker's memory in the online mode.
+        min_join_similarity: cosine similarity of embeddings above which, at the end of a clip-by-clip run, two
+            tracks of the same confident class that were never in view at the same time are joined into one
+            (`join_fragments`): one object hidden for longer than `max_gap`, or lost by the window-to-window
+            matching, still gives one track. None: never join.
+        min_join_score: how confident (top class probability) both tracks must be to be joined; lower than
+            `min_reid_score`, since a short fragment is often less sure of its class than the object's track.
     """
 
     min_overlap_iou: float = 0.1
@@ -73,6 +91,8 @@ class Association:
     embedding_weight: float = 0.5
     embedding_momentum: float = 0.7
     max_gap: int = 128
+    min_join_similarity: float | None = 0.6
+    min_join_score: float = 0.3
 
     def __post_init__(self) -> None:
         if self.max_gap < 0:
@@ -182,16 +202,25 @@ def associate(
 
 @dataclass
 class _Track:
-    """What the tracker remembers of one track."""
+    """What the tracker remembers of one track: a few numbers, however long the track."""
 
     id: int
     embedding: torch.Tensor  # (C,) unit length, moving average of its queries'
     class_sum: torch.Tensor  # (K,) window-length-weighted sum of its queries' probabilities
     weight: int  # frames of the windows it was found in
     last_frame: int  # last frame of the last window it was found in
+    first_embedding: torch.Tensor  # (C,) its first query's, to compare with a track that ended before it began
+    first_window: int  # index of the first window it was found in
+    last_window: int  # index of the last window it was found in
+    seen_probabilities: torch.Tensor | None = None  # (K,) whole-life class probabilities (see `_update_tracks`)
+    seen_weight: float = 0.0  # the sum of the `_frame_weights` of its queries
+    first_visible: int | None = None  # first and last finished frame where its mask is not empty
+    last_visible: int | None = None
 
     @property
     def probabilities(self) -> torch.Tensor:
+        """(K,) mean class probabilities over the windows it was found in, as known so far (what matching and the
+        online mode use)."""
         return self.class_sum / self.weight
 
 
@@ -208,6 +237,13 @@ class FinishedFrame:
     index: int
     track_ids: np.ndarray
     logits: torch.Tensor
+
+
+def _frame_weights(mask_logits: torch.Tensor) -> torch.Tensor:
+    """(Q,) how much each query's class probabilities count in its track's: the frames of the window its mask is on
+    (Q, t, h, w logits), or UNSEEN_WINDOW_WEIGHT if on none, so that a track never seen still has a mean."""
+    visible_frames = (mask_logits > 0).flatten(2).any(dim=2).sum(dim=1)
+    return torch.where(visible_frames > 0, visible_frames.float(), UNSEEN_WINDOW_WEIGHT)
 
 
 class WindowTracker:
@@ -230,6 +266,7 @@ class WindowTracker:
         self.live: list[_Track] = []
         self.retired: list[_Track] = []
         self.num_tracks = 0
+        self.num_windows = 0
         self.first_pending = 0  # index of the first frame not yet finished
         self.pending_ids: list[int] = []  # the track of each pending row
         self.pending_sum: torch.Tensor | None = None  # (R, n, h, w) logit sums of the pending frames
@@ -248,6 +285,7 @@ class WindowTracker:
         track_ids = self._match(window)
         self._update_tracks(track_ids, window, last_frame=start + length - 1)
         self._merge(track_ids, window.mask_logits)
+        self.num_windows += 1
         return self._finish_before(next_start)
 
     def flush(self) -> list[FinishedFrame]:
@@ -296,21 +334,43 @@ class WindowTracker:
         return masks[..., : self.valid_low_res[0], : self.valid_low_res[1]]
 
     def _update_tracks(self, track_ids: list[int], window: WindowOutputs, last_frame: int) -> None:
-        """Fold each query into its track: class probabilities, embedding, last frame found; create new tracks."""
+        """Fold each query into its track: class probabilities, embedding, last frame found; create new tracks.
+
+        The probabilities are averaged twice: weighted by window length (`probabilities`, the track's mean so far,
+        for matching and the online mode) and by the frames the query's mask is on (`_frame_weights`):
+        `seen_probabilities`, the whole-life score clip-by-clip inference ranks tracks by, which windows where the
+        object was hidden do not pull down. The latter is a running mean, so a track of one window has its
+        query's probabilities exactly.
+        """
         length = window.mask_logits.shape[1]
+        weights = _frame_weights(self._crop(window.mask_logits))
         by_id = {track.id: track for track in self.live}
         momentum = self.association.embedding_momentum
         for query, track_id in enumerate(track_ids):
             probabilities, embedding = window.probabilities[query], window.embeddings[query]
             track = by_id.get(track_id)
             if track is None:
-                track = _Track(track_id, embedding, torch.zeros_like(probabilities), 0, last_frame)
+                track = _Track(
+                    id=track_id,
+                    embedding=embedding,
+                    class_sum=torch.zeros_like(probabilities),
+                    weight=0,
+                    last_frame=last_frame,
+                    first_embedding=embedding,
+                    first_window=self.num_windows,
+                    last_window=self.num_windows,
+                    seen_probabilities=torch.zeros_like(probabilities),
+                )
                 self.live.append(track)
             else:
                 track.embedding = F.normalize(momentum * track.embedding + (1.0 - momentum) * embedding, dim=0)
                 track.last_frame = last_frame
+                track.last_window = self.num_windows
             track.class_sum = track.class_sum + probabilities * length
             track.weight += length
+            track.seen_weight += float(weights[query])
+            share = float(weights[query]) / track.seen_weight
+            track.seen_probabilities = track.seen_probabilities + (probabilities - track.seen_probabilities) * share
 
     def _merge(self, track_ids: list[int], mask_logits: torch.Tensor) -> None:
         """Add the window's logits to its tracks' rows on the pending frames and append the frames that are new."""
@@ -342,11 +402,18 @@ class WindowTracker:
         """Hand back the frames before `next_start` and keep the rows of the rest that hold anything."""
         done = min(next_start - self.first_pending, self.num_pending)
         finished = []
+        by_id = {track.id: track for track in self.live}
         for offset in range(done):
             found = self.pending_count[:, offset] > 0
             logits = self.pending_sum[found, offset] / self.pending_count[found, offset, None, None]
             track_ids = np.asarray(self.pending_ids, dtype=np.int64)[found.numpy()]
-            finished.append(FinishedFrame(self.first_pending + offset, track_ids, logits))
+            index = self.first_pending + offset
+            finished.append(FinishedFrame(index, track_ids, logits))
+            visible = (self._crop(logits) > 0).flatten(1).any(dim=1)
+            for track_id in track_ids[visible.numpy()].tolist():
+                track = by_id[track_id]  # a track with pending rows was found in the last window: it is live
+                track.first_visible = index if track.first_visible is None else track.first_visible
+                track.last_visible = index
         self.first_pending += done
         keep = self.pending_count[:, done:].any(dim=1)
         self.pending_sum, self.pending_count = self.pending_sum[keep, done:], self.pending_count[keep, done:]
@@ -357,9 +424,10 @@ class WindowTracker:
 class TrackLogitStore:
     """The finished frames' per-track (n, h, w) mask logits, as float32 in an unnamed temporary file.
 
-    Frame f holds the rows of the tracks found in it; `rows(track_ids)` gives a `LowResLogits` view with one row
-    per requested track, ABSENT_LOGIT where a track was not found. The file is deleted when the store is closed or
-    garbage collected. Reads use plain file reads, not a memory map, so that what was written does not come back
+    Frame f holds the rows of the tracks found in it; `rows(groups)` gives a `LowResLogits` view with one row per
+    group of tracks (one track, or the fragments `join_fragments` joined): on each frame the largest logit of the
+    group's tracks found there, ABSENT_LOGIT where none was. The file is deleted when the store is closed or garbage
+    collected. Reads use plain file reads, not a memory map, so that what was written does not come back
     into the process's memory.
     """
 
@@ -383,9 +451,13 @@ class TrackLogitStore:
         self.offsets.append(self.offsets[-1] + len(data))
         self.frame_track_ids.append(frame.track_ids)
 
-    def read(self, start: int, stop: int, track_ids: np.ndarray) -> torch.Tensor:
-        """(len(track_ids), stop - start, h, w) logits of the given tracks on frames [start, stop)."""
-        logits = torch.full((len(track_ids), stop - start, *self.low_res_size), ABSENT_LOGIT)
+    def read(self, start: int, stop: int, groups: Sequence[Sequence[int]]) -> torch.Tensor:
+        """(len(groups), stop - start, h, w) logits of the given groups of tracks on frames [start, stop).
+
+        A group's logit is the largest of its tracks' (the union of their masks): joined fragments were never in view
+        at the same time, so on each frame at most one of them has a mask.
+        """
+        logits = torch.full((len(groups), stop - start, *self.low_res_size), ABSENT_LOGIT)
         self.file.seek(self.offsets[start])
         data = np.frombuffer(self.file.read(self.offsets[stop] - self.offsets[start]), dtype=np.float32)
         position = 0
@@ -393,25 +465,27 @@ class TrackLogitStore:
             frame = data[position : position + len(frame_ids) * self.frame_size].reshape(-1, *self.low_res_size)
             position += len(frame_ids) * self.frame_size
             row_of = {track_id: row for row, track_id in enumerate(frame_ids.tolist())}
-            for index, track_id in enumerate(track_ids.tolist()):
-                if track_id in row_of:
-                    logits[index, offset] = torch.from_numpy(frame[row_of[track_id]].copy())
+            for index, group in enumerate(groups):
+                for track_id in group:
+                    if track_id in row_of:
+                        row = torch.from_numpy(frame[row_of[track_id]].copy())
+                        logits[index, offset] = torch.maximum(logits[index, offset], row)
         return logits
 
-    def rows(self, track_ids: np.ndarray) -> _TrackRows:
-        return _TrackRows(self, track_ids)
+    def rows(self, groups: Sequence[Sequence[int]]) -> _TrackRows:
+        return _TrackRows(self, groups)
 
 
 class _TrackRows:
-    """A `LowResLogits` over a `TrackLogitStore`: row i is track `track_ids[i]`."""
+    """A `LowResLogits` over a `TrackLogitStore`: row i is the group of tracks `groups[i]`."""
 
-    def __init__(self, store: TrackLogitStore, track_ids: np.ndarray):
+    def __init__(self, store: TrackLogitStore, groups: Sequence[Sequence[int]]):
         self.store = store
-        self.track_ids = np.asarray(track_ids, dtype=np.int64)
+        self.groups = [[int(track_id) for track_id in group] for group in groups]
         self.num_frames = store.num_frames
 
     def read(self, start: int, stop: int) -> torch.Tensor:
-        return self.store.read(start, stop, self.track_ids)
+        return self.store.read(start, stop, self.groups)
 
 
 def _windows(source: VideoSource, starts: list[int], clip_length: int) -> Iterator[np.ndarray]:
@@ -477,21 +551,96 @@ def segment_video_by_clips(
             store.append(frame)
     if store.num_frames != source.num_frames:
         raise RuntimeError(f"tracked {store.num_frames} frames of {source.num_frames}")
-    return _select_tracks(tracker.all_tracks(), store, top_k, threshold, geometry)
+    groups = join_fragments(tracker.all_tracks(), tracker.association)
+    return _select_tracks(groups, store, top_k, threshold, geometry)
+
+
+def group_probabilities(group: Sequence[_Track]) -> torch.Tensor:
+    """(K,) whole-life class probabilities of a group of tracks: the mean over the frames their masks are on."""
+    if len(group) == 1:
+        return group[0].seen_probabilities
+    total = sum(track.seen_weight for track in group)
+    return sum(track.seen_probabilities * (track.seen_weight / total) for track in group)
+
+
+def join_fragments(tracks: list[_Track], association: Association) -> list[list[_Track]]:
+    """Join the fragments of one object into one group of tracks, at the end of a clip-by-clip run.
+
+    The window-to-window matching loses an object that is hidden for longer than `association.max_gap`, or that
+    the model misses for a window; it then comes back as a new track. The YouTube-VIS metric scores a track over
+    the whole video, so two fragments of one object are each a poor match (and one a false positive), where the
+    whole-video model has one query for the object. A track may follow another in one object's chain when:
+
+    - no window found both (so a single window, i.e. the whole-video result, is never changed), and the earlier
+      one's last visible frame comes before the later one's first: they were never in view at the same time;
+    - both are confident (top class probability above `association.min_join_score`) of the same class;
+    - the earlier one's last embedding and the later one's first are closer than `association.min_join_similarity`
+      (cosine similarity).
+
+    Among the pairs that pass, each fragment is linked to one follower at most (Hungarian assignment of the most
+    total similarity), which gives chains ordered in time. Background tracks and tracks never visible are left
+    alone.
+
+    Returns:
+        Every track in exactly one group; each group in time order, the groups in the order of their first track.
+    """
+    if association.min_join_similarity is None:
+        return [[track] for track in tracks]
+    fragments = [
+        track
+        for track in tracks
+        if track.first_visible is not None and track.probabilities.max() > association.min_join_score
+    ]
+    fragment_ids = {track.id for track in fragments}
+    others = [[track] for track in tracks if track.id not in fragment_ids]
+    if not fragments:
+        return others
+    # allowed[i, j]: fragment j may follow fragment i (time order: no cycle can form).
+    labels = torch.stack([track.probabilities for track in fragments]).argmax(dim=1)
+    last_window, first_window, last_visible, first_visible = (
+        torch.tensor([getattr(track, name) for track in fragments])
+        for name in ("last_window", "first_window", "last_visible", "first_visible")
+    )
+    ends = torch.stack([track.embedding for track in fragments])
+    starts = torch.stack([track.first_embedding for track in fragments])
+    similarity = ends @ starts.T
+    allowed = (
+        (labels[:, None] == labels[None, :])
+        & (last_window[:, None] < first_window[None, :])
+        & (last_visible[:, None] < first_visible[None, :])
+        & (similarity > association.min_join_similarity)
+    )
+    # Each fragment is followed by one at most and follows one at most: an assignment of the most total similarity,
+    # which links the fragments of a chain one after the other rather than the most similar pair of them alone.
+    gain = torch.where(allowed, similarity, torch.full_like(similarity, -1e3))
+    earlier, later = linear_sum_assignment(gain.double().numpy(), maximize=True)
+    keep = allowed.numpy()[earlier, later]
+    follower = dict(zip(earlier[keep].tolist(), later[keep].tolist()))  # fragment index -> the one following it
+    chains = []
+    for index in sorted(set(range(len(fragments))) - set(follower.values())):  # the chains' first fragments
+        chain = [fragments[index]]
+        while index in follower:
+            index = follower[index]
+            chain.append(fragments[index])
+        chains.append(chain)
+    return sorted(chains + others, key=lambda group: group[0].id)
 
 
 def _select_tracks(
-    tracks: list[_Track], store: TrackLogitStore, top_k: int, threshold: float, geometry: MaskGeometry
+    groups: list[list[_Track]], store: TrackLogitStore, top_k: int, threshold: float, geometry: MaskGeometry
 ) -> VideoInstances:
-    """The top-k (track, class) pairs by mean probability, with a view of their masks in the store."""
-    probabilities = torch.stack([track.probabilities for track in tracks])  # (num_tracks, K)
+    """The top-k (group of tracks, class) pairs by mean probability, with a view of their masks in the store.
+
+    An instance's `query_indices` entry is the id of its group's first track.
+    """
+    probabilities = torch.stack([group_probabilities(group) for group in groups])  # (num_groups, K)
     scores, labels, indices = select_instances(probabilities, top_k, threshold)
-    track_ids = np.array([tracks[index].id for index in indices.tolist()], dtype=np.int64)
+    chosen = [groups[index] for index in indices.tolist()]
     return VideoInstances(
         scores=scores.numpy(),
         labels=labels.numpy(),
-        query_indices=track_ids,
-        logits=store.rows(track_ids),
-        rows=np.arange(len(track_ids)),
+        query_indices=np.array([group[0].id for group in chosen], dtype=np.int64),
+        logits=store.rows([[track.id for track in group] for group in chosen]),
+        rows=np.arange(len(chosen)),
         geometry=geometry,
     )
