@@ -263,7 +263,7 @@ def measure_memory_here(payload: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(payload["threads"])
     model = build_video_model(
         payload["preset"],
-        payload["chunk_size"] if payload["path"] == OURS else None,
+        payload["chunk_size"] if payload["path"] == OURS else payload["num_frames"],  # official-style: all at once
         payload["device"],
         compiled=payload["precision"].endswith("compile"),
     )
@@ -290,7 +290,7 @@ def measure_memory(case: dict[str, Any], path: str, mode: str, model=None, input
     try:
         if mode == "subprocess":
             return run_worker(Path(__file__), memory_payload(case, path))
-        model.config.frame_chunk_size = case["chunk_size"] if path == OURS else None
+        model.config.frame_chunk_size = case["chunk_size"] if path == OURS else case["num_frames"]
         return measure_run_memory(model, inputs, path, case["precision"])
     except RuntimeError as error:  # includes torch.OutOfMemoryError
         if torch.cuda.is_available():
@@ -433,7 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=["fp32"])
     parser.add_argument("--repeats", type=int, default=5, help="measured runs per case (median; >= 5 for results)")
     parser.add_argument("--warmup", type=int, default=1, help="unmeasured runs before them")
-    parser.add_argument("--chunk-size", type=int, default=4, help="frame_chunk_size of ours (0: all frames at once)")
+    parser.add_argument(
+        "--chunk-size", type=int, default=4, help="frame_chunk_size of ours (0: the model's default for the device)"
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--image-baseline", action="store_true", help="also time the image model frame by frame")

@@ -42,8 +42,10 @@ class Mask2FormerVideoConfig(Mask2FormerConfig):
             A processor made for this config resizes to it.
         frame_chunk_size (`int`, *optional*):
             Run the backbone and pixel decoder on at most this many frames at a time. The outputs are
-            identical to the unchunked run; only the peak memory of that part changes. `None` runs all
-            frames at once.
+            identical to the unchunked run; only the speed and peak memory of that part change. `None` (the
+            default) picks, at inference (no autograd), the fastest setting for the device the model runs on,
+            `modeling_m2f_video.modeling_m2f_video.DEFAULT_FRAME_CHUNK_SIZE`: one frame at a time on the CPU, all
+            frames at once on a GPU; with autograd on, all frames at once.
         backbone_frozen_batch_norm (`bool`, defaults to `True`):
             Replace the BatchNorm layers of a ResNet backbone by frozen ones (fixed statistics and affine
             parameters), as detectron2's `FrozenBN` does. The state-dict keys do not change.

@@ -15,11 +15,11 @@ state dict of [`Mask2FormerVideoForVideoInstanceSegmentation`] has exactly the k
 
 | upstream class | video class | what changes, and why |
 | --- | --- | --- |
-| `Mask2FormerPixelLevelModule` | `Mask2FormerVideoPixelLevelModule` | runs on the B·T frames, optionally `frame_chunk_size` at a time (bounded memory, same outputs); backbone adaptations of `backbone_adaptations.py` (frozen batch norm, official Swin window padding, Swin's unused final norm kept out of training) |
+| `Mask2FormerPixelLevelModule` | `Mask2FormerVideoPixelLevelModule` | runs on the B·T frames, `frame_chunk_size` at a time (same outputs; the default is per device, `DEFAULT_FRAME_CHUNK_SIZE`); pixel-decoder encoder layers with the CPU inference fast paths of `deformable_attention.py` (same parameters); backbone adaptations of `backbone_adaptations.py` (frozen batch norm, official Swin window padding, Swin's unused final norm kept out of training) |
 | `Mask2FormerTransformerModule` | `Mask2FormerVideoTransformerModule` | memory flattened over (T, h, w), t slowest; position = 2-D sine + temporal sine (change 1, 2) |
 | `Mask2FormerMaskedAttentionDecoder` | `Mask2FormerVideoMaskedAttentionDecoder` | own loop: no layer drop (the official decoder has none; upstream skips layers at random with probability `config.dropout`); mask volumes of earlier layers dropped at inference once their attention mask is made |
 | `Mask2FormerMaskedAttentionDecoderLayer` | `Mask2FormerVideoDecoderLayer` | attention through `scaled_dot_product_attention` with a head-broadcast mask (upstream copies the mask per head); the upstream modules run for `attn_implementation="eager"` and when attention weights are asked for |
-| `Mask2FormerMaskPredictor` | `Mask2FormerVideoMaskPredictor` | mask volume per query (change 3); attention mask `(B, 1, Q, T·h·w)` |
+| `Mask2FormerMaskPredictor` | `Mask2FormerVideoMaskPredictor` | mask volume per query (change 3); attention mask `(B, 1, Q, T·h·w)`, for layers whose volume is not returned made from the mask features resized per level (`attention_mask_only`) |
 | `Mask2FormerLoss`, `Mask2FormerHungarianMatcher` | in `loss_m2f_video.py` | clip-level matching; per-frame mask losses; process-count normalisation as the official criterion |
 | `Mask2FormerModel` | `Mask2FormerVideoModel` | input `pixel_values_videos` (B, T, 3, H, W); `pixel_mask` checked but unused (as in the official model) |
 | `Mask2FormerForUniversalSegmentation` | `Mask2FormerVideoForVideoInstanceSegmentation` | the class head on every decoder prediction; upstream's `get_loss_dict`, `get_loss` and `get_auxiliary_logits` reused as they are |
@@ -46,10 +46,23 @@ from transformers.models.mask2former.modeling_mask2former import (
 
 from .backbone_adaptations import freeze_batch_norms, freeze_unused_swin_norm, pad_small_swin_windows
 from .configuration import Mask2FormerVideoConfig
+from .deformable_attention import use_fast_pixel_decoder_layers
 from .loss_m2f_video import Mask2FormerVideoLoss
 
 # The parameters of the class head: what a new label set re-initialises.
 CLASS_HEAD_KEYS = ("class_predictor.weight", "class_predictor.bias", "criterion.empty_weight")
+
+# Frames per backbone + pixel-decoder pass at inference (no autograd) when neither the call nor
+# `config.frame_chunk_size` sets it, by device type; types not listed run all frames at once. On the CPU one frame at a time is the fastest (a frame's
+# activations stay in the caches; batched frames cost 1.2x per frame, benchmarks/RESULTS.md); on a GPU one pass
+# over all frames keeps the device busy (the clip runs 4x faster than frame by frame there). The single source of
+# truth for the default, read through [`default_frame_chunk_size`].
+DEFAULT_FRAME_CHUNK_SIZE: dict[str, int] = {"cpu": 1}
+
+
+def default_frame_chunk_size(device: torch.device | str) -> int | None:
+    """The frame chunk size a model uses on `device` when none is configured (`None`: all frames at once)."""
+    return DEFAULT_FRAME_CHUNK_SIZE.get(torch.device(device).type)
 
 
 @dataclass
@@ -117,14 +130,15 @@ class Mask2FormerVideoPixelLevelModule(Mask2FormerPixelLevelModule):
             freeze_unused_swin_norm(self.encoder)
             if config.swin_pad_small_windows:
                 pad_small_swin_windows(self.encoder)
+        use_fast_pixel_decoder_layers(self.decoder)
 
     def forward(
         self, pixel_values: Tensor, output_hidden_states: bool = False, frame_chunk_size: int | None = None
     ) -> Mask2FormerPixelLevelModuleOutput:
         """`pixel_values` is `(frames, 3, height, width)`; every output has the frames as its batch dimension."""
-        if frame_chunk_size is None or frame_chunk_size >= pixel_values.shape[0]:
-            return super().forward(pixel_values, output_hidden_states=output_hidden_states)
         run_frames = super().forward
+        if frame_chunk_size is None or frame_chunk_size >= pixel_values.shape[0]:
+            return run_frames(pixel_values, output_hidden_states=output_hidden_states)
         chunk_outputs = [
             run_frames(chunk, output_hidden_states=output_hidden_states)
             for chunk in pixel_values.split(frame_chunk_size)
@@ -179,6 +193,20 @@ class Mask2FormerVideoMaskPredictor(Mask2FormerMaskPredictor):
         # Blocked where sigmoid(logit) < 0.5, i.e. logit < 0.
         attention_mask = (attention_mask.view(batch_size, 1, num_queries, -1) < 0).detach()
         return outputs_mask, attention_mask
+
+    def attention_mask_only(self, outputs: Tensor, level_embeddings: Tensor) -> Tensor:
+        """The attention mask of [`forward`] without the full-resolution mask volume, for layers whose volume is
+        not returned.
+
+        Bilinear resizing is linear in the mask and acts on each frame's (H, W) alone, so resizing the volume
+        `mask_embedding · features` equals `mask_embedding · (resized features)`. With the mask features resized
+        once per level (`level_embeddings`, `(batch_size, mask_feature_size, num_frames * h * w)`), a layer
+        multiplies over the h·w positions of its level instead of the H/4·W/4 ones (16 to 64 times fewer at the
+        three levels) and never forms the (B, Q, T, H/4, W/4) volume. Same mask up to float rounding.
+        """
+        mask_embeddings = self.mask_embedder(outputs.transpose(0, 1))  # (B, Q, C)
+        logits = torch.bmm(mask_embeddings, level_embeddings)  # (B, Q, T*h*w)
+        return (logits[:, None] < 0).detach()  # (B, 1, Q, T*h*w)
 
 
 def _sdpa_heads(states: Tensor, num_heads: int) -> Tensor:
@@ -350,8 +378,29 @@ class Mask2FormerVideoMaskedAttentionDecoder(Mask2FormerMaskedAttentionDecoder):
         cross_attentions = [] if output_attentions else None
         normed_states, mask_predictions = [], []
 
+        # When only the last prediction is returned, earlier layers need their mask volume only as the next
+        # layer's attention mask: make it from the mask features resized once per level (see
+        # `Mask2FormerVideoMaskPredictor.attention_mask_only`).
+        level_embeddings = None
+        if not output_all_predictions:
+            batch_size, channels = mask_features.shape[:2]
+            level_embeddings = [
+                nn.functional.interpolate(
+                    mask_features.flatten(1, 2), size=level_size, mode="bilinear", align_corners=False
+                ).view(batch_size, channels, -1)  # (B, C, T*h*w)
+                for level_size in level_sizes
+            ]
+
+        def predict(normed: Tensor, level: int, last: bool) -> tuple[Tensor | None, Tensor | None]:
+            """The mask volume (when it is returned) and the attention mask at `level` (unless it is the last)."""
+            if level_embeddings is None:
+                return self.mask_predictor(normed, mask_features, level_sizes[level])
+            if last:
+                return self.mask_predictor(normed, mask_features, level_sizes[level])[0], None
+            return None, self.mask_predictor.attention_mask_only(normed, level_embeddings[level])
+
         normed = self.layernorm(hidden_states)
-        masks, blocked = self.mask_predictor(normed, mask_features, level_sizes[0])
+        masks, blocked = predict(normed, 0, last=not self.layers)
         for index, layer in enumerate(self.layers):
             if output_all_predictions:
                 normed_states.append(normed)
@@ -374,9 +423,7 @@ class Mask2FormerVideoMaskedAttentionDecoder(Mask2FormerMaskedAttentionDecoder):
                 self_attentions.append(layer_outputs[1])
                 cross_attentions.append(layer_outputs[2])
             normed = self.layernorm(hidden_states)
-            masks, blocked = self.mask_predictor(
-                normed, mask_features, level_sizes[(index + 1) % self.num_feature_levels]
-            )
+            masks, blocked = predict(normed, (index + 1) % self.num_feature_levels, last=index == len(self.layers) - 1)
 
         normed_states.append(normed)
         mask_predictions.append(masks)
@@ -525,12 +572,19 @@ class Mask2FormerVideoModel(Mask2FormerVideoPreTrainedModel):
                 volumes of earlier layers are freed as soon as they have served as attention masks.
             frame_chunk_size (`int`, *optional*):
                 Run the backbone and pixel decoder on this many frames at a time (same outputs, less peak memory);
-                defaults to `config.frame_chunk_size` (`None`: all frames at once).
+                defaults to `config.frame_chunk_size`, and where that is `None` to the fastest setting for the
+                device at inference ([`default_frame_chunk_size`]: one frame at a time on the CPU, all frames at
+                once on a GPU; all frames at once whenever autograd is on).
         """
         _check_video_input(pixel_values_videos, pixel_mask)
         frame_chunk_size = frame_chunk_size if frame_chunk_size is not None else self.config.frame_chunk_size
         if frame_chunk_size is not None and frame_chunk_size < 1:
             raise ValueError(f"frame_chunk_size must be a positive number of frames, got {frame_chunk_size}")
+        if frame_chunk_size is None and not torch.is_grad_enabled() and not torch.compiler.is_compiling():
+            # The device's default applies to inference. With autograd all frames go at once as before (the
+            # returned per-frame hidden states are then the tensors the loss was computed from), and so do traced
+            # graphs (torch.compile, the ONNX export): a loop over chunks would tie the graph to the traced T.
+            frame_chunk_size = default_frame_chunk_size(pixel_values_videos.device)
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states

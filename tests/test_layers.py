@@ -26,6 +26,7 @@ LAYERS = {
     "backbone_adaptations": 1,
     "loss_m2f_video": 1,
     "modeling_m2f_video": 1,
+    "deformable_attention": 1,
     "auto": 2,
     "processing": 2,
     "inference": 3,
