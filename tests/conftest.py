@@ -24,6 +24,16 @@ def load_benchmark_script(name: str):
     return importlib.import_module(name)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """For test modules that run many operations on tiny tensors: one torch thread spares a thread-pool wake-up per
+    operation, which dominates on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -34,14 +34,8 @@ def assert_stored_close(stored: torch.Tensor, logits: torch.Tensor) -> None:
     torch.testing.assert_close(stored, logits.float(), atol=1e-6, rtol=1e-6)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """These tests run many operations on tiny tensors: one torch thread spares a thread-pool wake-up per operation,
-    which dominates on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Many operations on tiny tensors: one torch thread (conftest's `one_torch_thread`).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

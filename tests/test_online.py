@@ -20,14 +20,8 @@ from modeling_m2f_video.processing.video_processing_m2f_video import Mask2Former
 NUM_QUERIES = 4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """These tests run many operations on tiny tensors: one torch thread spares a thread-pool wake-up per operation,
-    which dominates on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Many operations on tiny tensors: one torch thread (conftest's `one_torch_thread`).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class _FakeProcessor:

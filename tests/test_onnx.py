@@ -275,6 +275,14 @@ def test_a_folder_exported_in_another_format_version_is_refused(demo_export, tmp
         load_onnx_model(folder)
 
 
+def test_a_manifest_with_an_unknown_dtype_is_refused(demo_export, tmp_path):
+    folder = shutil.copytree(demo_export, tmp_path / "odd")
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    (folder / MANIFEST_FILE).write_text(json.dumps({**manifest, "dtype": "int4"}))
+    with pytest.raises(UserInputError, match=r"onnx_export.json: dtype 'int4' is not one of float32, float16"):
+        load_onnx_model(folder)
+
+
 def test_a_pytorch_model_folder_is_not_an_export(tmp_path):
     with pytest.raises(
         UserInputError, match=r"demo_model: not an exported ONNX folder \(it has no onnx_export.json\)"

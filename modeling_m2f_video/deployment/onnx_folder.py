@@ -113,6 +113,10 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
     missing = [key for key in REQUIRED_KEYS if key not in manifest]
     if missing:
         raise UserInputError(f"{path}: the manifest lacks {', '.join(missing)}; {EXPORT_HINT}")
+    if manifest["dtype"] not in EXPORT_DTYPE_NAMES:
+        raise UserInputError(
+            f"{path}: dtype {manifest['dtype']!r} is not one of {', '.join(EXPORT_DTYPE_NAMES)}; {EXPORT_HINT}"
+        )
     if not (folder / ONNX_FILE).is_file():
         raise UserInputError(f"{folder}: the exported folder has no {ONNX_FILE}")
     return manifest

@@ -27,10 +27,9 @@ from ..modeling_m2f_video import (
     Mask2FormerVideoForVideoInstanceSegmentationOutput,
 )
 from ..pipeline_video_instance_segmentation import TASK, VideoInstanceSegmentationPipeline, load_video_processor
-from .onnx_folder import EXPORT_DTYPE_NAMES, INPUT_NAME, ONNX_FILE, OUTPUT_NAMES, read_manifest, require
+from .onnx_folder import INPUT_NAME, ONNX_FILE, OUTPUT_NAMES, read_manifest, require
 
 RUNTIMES = ("torch", "onnx")
-DTYPES = {name: getattr(torch, name) for name in EXPORT_DTYPE_NAMES}
 CPU_PROVIDER = "CPUExecutionProvider"
 CUDA_PROVIDER = "CUDAExecutionProvider"
 
@@ -158,7 +157,7 @@ def load_onnx_model(folder: str | os.PathLike, device: str | None = None) -> Onn
     except Exception as error:  # onnxruntime's error classes are not exported under stable names
         raise UserInputError(f"{folder / ONNX_FILE}: ONNX Runtime cannot load it: {error}") from error
     return OnnxVideoInstanceSegmentationModel(
-        folder, session, config, DTYPES[manifest["dtype"]], manifest["min_side"], manifest["size_divisibility"]
+        folder, session, config, getattr(torch, manifest["dtype"]), manifest["min_side"], manifest["size_divisibility"]
     )
 
 
