@@ -75,6 +75,19 @@ def test_association_finds_a_permutation_from_overlapping_masks():
     assert np.array_equal(matches, order.numpy())
 
 
+def test_a_weak_pairing_never_takes_an_objects_query_from_its_track():
+    """Track 0 overlaps query 0 strongly; a new, unsure track 1 overlaps query 0 a little and nothing else, and
+    track 0 overlaps query 1 a little. Two weak pairs must not beat the one strong pair: track 0 keeps query 0 and
+    track 1 is left unmatched."""
+    iou = torch.tensor([[0.93, 0.13, 0.0], [0.11, 0.09, 0.0]])
+    similarity = torch.tensor([[0.99, 0.4, 0.0], [0.4, 0.99, 0.0]])
+    probabilities = torch.tensor([[0.99, 0.0], [0.3, 0.0]])
+    matches = associate(
+        iou, similarity, probabilities, torch.tensor([[0.99, 0.0], [0.3, 0.0], [0.0, 0.0]]), Association()
+    )
+    assert matches.tolist() == [0, -1, -1]
+
+
 class _FrameIndexProcessor:
     """Stands in for the processor: passes each frame's index (its pixel value) to the fake model."""
 
@@ -228,25 +241,29 @@ def test_no_reidentification_of_another_object_or_after_max_gap(scene, associati
 
 
 def _fragment(
-    track_id: int, label: int, embedding: list[float], windows: tuple[int, int], visible: tuple[int, int] | None
+    track_id: int,
+    label: int,
+    embedding: list[float],
+    windows: tuple[int, int] | list[list[int]],
+    visible: tuple[int, int] | list[list[int]] | None,
 ) -> _Track:
-    """A finished track: confident of `label`, found in windows [first, last], its mask on frames [first, last]."""
+    """A finished track: confident of `label`, found in windows [first, last], its mask on frames [first, last]
+    (or on several such runs)."""
     probabilities = torch.nn.functional.one_hot(torch.tensor(label), 3).float() * 0.9
     unit = torch.nn.functional.normalize(torch.tensor(embedding), dim=0)
-    first_visible, last_visible = visible if visible is not None else (None, None)
+    window_runs = [list(windows)] if isinstance(windows, tuple) else windows
+    visible_runs = [] if visible is None else [list(visible)] if isinstance(visible, tuple) else visible
     return _Track(
         id=track_id,
         embedding=unit,
         class_sum=probabilities * 8,
         weight=8,
-        last_frame=8 * windows[1] + 7,
-        first_embedding=unit,
-        first_window=windows[0],
-        last_window=windows[1],
+        last_frame=8 * window_runs[-1][1] + 7,
         seen_probabilities=probabilities,
+        seen_embedding=unit,
         seen_weight=8.0,
-        first_visible=first_visible,
-        last_visible=last_visible,
+        window_runs=window_runs,
+        visible_runs=visible_runs,
     )
 
 
@@ -286,6 +303,26 @@ def test_tracks_that_may_be_two_objects_are_not_joined(later):
     assert _group_ids(join_fragments([earlier, later], Association())) == [[0], [1]]
 
 
+def test_a_fragment_in_a_gap_of_another_track_is_joined():
+    """The object came back while its query was unsure of it, so a new track took it until it left again; its old
+    track found it the next time. The fragment falls in a gap of the old track (windows and frames): one object."""
+    host = _fragment(0, 0, [1.0, 0.0, 0.0], windows=[[0, 1], [6, 8]], visible=[[0, 15], [50, 70]])
+    inside = _fragment(1, 0, [0.9, 0.1, 0.0], windows=(3, 4), visible=(25, 39))
+    overlapping = _fragment(2, 0, [1.0, 0.0, 0.1], windows=(8, 9), visible=(68, 79))  # in view with the host
+    assert _group_ids(join_fragments([host, inside, overlapping], Association())) == [[0, 1], [2]]
+
+
+def test_a_group_joins_only_tracks_that_may_all_be_one_object():
+    """Complete linkage: 1 may follow 0 and 2 may follow 1, but 0 and 2 are too far apart in embedding; the most
+    similar pair is joined and the third stays apart, rather than a chain joining two objects."""
+    tracks = [
+        _fragment(0, 0, [1.0, 0.0], windows=(0, 1), visible=(0, 15)),
+        _fragment(1, 0, [0.69, 0.72], windows=(2, 3), visible=(20, 35)),
+        _fragment(2, 0, [0.0, 1.0], windows=(4, 5), visible=(40, 55)),
+    ]
+    assert _group_ids(join_fragments(tracks, Association())) == [[0], [1, 2]]
+
+
 def test_unconfident_fragments_are_not_joined():
     earlier = _fragment(0, 0, [1.0, 0.0], windows=(0, 1), visible=(0, 19))
     later = _fragment(1, 0, [1.0, 0.0], windows=(2, 3), visible=(22, 30))
@@ -320,7 +357,7 @@ def test_a_track_is_scored_by_the_frames_that_show_it():
     tracker.add(window(0.9, [True] * 8), next_start=6)
     tracker.add(window(0.3, [True] * 2 + [False] * 6), next_start=14)
     (track,) = tracker.all_tracks()
-    assert track.last_window == 1 and (track.first_visible, track.last_visible) == (0, 7)
+    assert track.window_runs == [[0, 1]] and track.visible_runs == [[0, 7]]
     assert float(track.probabilities[0]) == pytest.approx(0.6)
     assert float(group_probabilities([track])[0]) == pytest.approx((0.9 * 8 + 0.3 * 2) / 10)
 

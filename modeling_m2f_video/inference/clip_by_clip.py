@@ -10,14 +10,15 @@ windows of `clip_length` frames that overlap by `overlap` frames, and links the 
    confident of the same class and their query embeddings (the decoder's last hidden state) are close: the
    track keeps a moving average of its queries' embeddings, so it can be found again after a gap;
 2. the queries and tracks are paired one to one (Hungarian assignment, scipy's `linear_sum_assignment`) among
-   the pairs that pass those tests, so one object keeps one track; a query that continues no track starts one,
-   and a track that found no query for `max_gap` frames is retired;
+   the pairs that pass those tests, for the most total overlap and similarity (a pair that fails gains nothing,
+   so a weak pairing never takes an object's query from its own track), so one object keeps one track; a query
+   that continues no track starts one, and a track that found no query for `max_gap` frames is retired;
 3. on frames that several windows share, a track's mask logits are averaged over the windows it was found in, and
    on frames where it was found in none its mask is empty;
-4. at the end, the fragments of one object are joined (`join_fragments`): two tracks of the same confident class
-   that were never in view at the same time and whose embeddings are close become one, so an object hidden for
-   longer than `max_gap`, or lost by the window-to-window matching, still gives one track, as the whole-video
-   model's one query for it does (the YouTube-VIS metric scores a track over the whole video: two fragments of
+4. at the end, the fragments of one object are joined (`join_fragments`): tracks of the same confident class
+   that were never in view at the same time and whose whole-life embeddings are close become one, so an object
+   hidden for longer than `max_gap`, or lost by the window-to-window matching, still gives one track, as the
+   whole-video model's one query for it does (the YouTube-VIS metric scores a track over the whole video: two fragments of
    one object are each a poor match);
 5. a track (or joined group) is scored over its whole life: the mean of its queries' class probabilities weighted
    by the frames their masks are on, so that windows where the object was hidden do not lower its score;
@@ -40,7 +41,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -58,6 +59,8 @@ ABSENT_LOGIT = -1e4
 # What a window where a query's mask is empty counts for in a track's whole-life score, next to one frame of a
 # window where it is on: the score is that of the frames that show the object (see `_frame_weights`).
 UNSEEN_WINDOW_WEIGHT = 1e-3
+# The least an allowed (track, query) pairing gains in `associate`: more than leaving both unmatched (0).
+MIN_ALLOWED_GAIN = 1e-3
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,8 @@ class Association:
         embedding_momentum: weight of a track's old embedding when a new query continues it.
         max_gap: frames a track may go unfound and still be re-identified; after that it is retired. It bounds
             the tracker's memory in the online mode.
-        min_join_similarity: cosine similarity of embeddings above which, at the end of a clip-by-clip run, two
-            tracks of the same confident class that were never in view at the same time are joined into one
+        min_join_similarity: cosine similarity of whole-life embeddings above which, at the end of a clip-by-clip
+            run, tracks of the same confident class that were never in view at the same time are joined into one
             (`join_fragments`): one object hidden for longer than `max_gap`, or lost by the window-to-window
             matching, still gives one track. None: never join.
         min_join_score: how confident (top class probability) both tracks must be to be joined; lower than
@@ -192,7 +195,11 @@ def associate(
         & (similarity > association.min_reid_similarity)
     )
     allowed = overlapping | reidentified
-    gain = torch.where(allowed, iou + association.embedding_weight * similarity, torch.full_like(iou, -1e3))
+    # The assignment gives every track a query (or every query a track), allowed or not. A pair that is not allowed
+    # therefore gains nothing, and an allowed one a little more than nothing at least: with a penalty for the
+    # former, the assignment would maximise the number of allowed pairs rather than their quality, and give an
+    # object's query to a weak track to spare the object's own track an unallowed pair.
+    gain = torch.where(allowed, (iou + association.embedding_weight * similarity).clamp(min=MIN_ALLOWED_GAIN), 0.0)
     tracks, queries = linear_sum_assignment(gain.double().numpy(), maximize=True)
     matches = np.full(iou.shape[1], -1, dtype=np.int64)
     keep = allowed.numpy()[tracks, queries]
@@ -209,13 +216,13 @@ class _Track:
     class_sum: torch.Tensor  # (K,) window-length-weighted sum of its queries' probabilities
     weight: int  # frames of the windows it was found in
     last_frame: int  # last frame of the last window it was found in
-    first_embedding: torch.Tensor  # (C,) its first query's, to compare with a track that ended before it began
-    first_window: int  # index of the first window it was found in
-    last_window: int  # index of the last window it was found in
-    seen_probabilities: torch.Tensor | None = None  # (K,) whole-life class probabilities (see `_update_tracks`)
+    seen_probabilities: torch.Tensor  # (K,) whole-life class probabilities (see `_update_tracks`)
+    seen_embedding: torch.Tensor  # (C,) whole-life mean of its queries' embeddings, weighted as the probabilities
     seen_weight: float = 0.0  # the sum of the `_frame_weights` of its queries
-    first_visible: int | None = None  # first and last finished frame where its mask is not empty
-    last_visible: int | None = None
+    # [first, last] runs of the windows it was found in and of the finished frames where its mask is not empty:
+    # one run per stretch, so a few numbers however long the track.
+    window_runs: list[list[int]] = field(default_factory=list)
+    visible_runs: list[list[int]] = field(default_factory=list)
 
     @property
     def probabilities(self) -> torch.Tensor:
@@ -244,6 +251,27 @@ def _frame_weights(mask_logits: torch.Tensor) -> torch.Tensor:
     (Q, t, h, w logits), or UNSEEN_WINDOW_WEIGHT if on none, so that a track never seen still has a mean."""
     visible_frames = (mask_logits > 0).flatten(2).any(dim=2).sum(dim=1)
     return torch.where(visible_frames > 0, visible_frames.float(), UNSEEN_WINDOW_WEIGHT)
+
+
+def _extend_runs(runs: list[list[int]], index: int) -> None:
+    """Add `index` (not before the last one added) to sorted [first, last] runs of consecutive indices."""
+    if runs and runs[-1][1] >= index - 1:
+        runs[-1][1] = max(runs[-1][1], index)
+    else:
+        runs.append([index, index])
+
+
+def _runs_overlap(first: list[list[int]], second: list[list[int]]) -> bool:
+    """Whether two sorted lists of [first, last] runs share an index."""
+    i = j = 0
+    while i < len(first) and j < len(second):
+        if first[i][1] < second[j][0]:
+            i += 1
+        elif second[j][1] < first[i][0]:
+            j += 1
+        else:
+            return True
+    return False
 
 
 class WindowTracker:
@@ -356,21 +384,20 @@ class WindowTracker:
                     class_sum=torch.zeros_like(probabilities),
                     weight=0,
                     last_frame=last_frame,
-                    first_embedding=embedding,
-                    first_window=self.num_windows,
-                    last_window=self.num_windows,
                     seen_probabilities=torch.zeros_like(probabilities),
+                    seen_embedding=torch.zeros_like(embedding),
                 )
                 self.live.append(track)
             else:
                 track.embedding = F.normalize(momentum * track.embedding + (1.0 - momentum) * embedding, dim=0)
                 track.last_frame = last_frame
-                track.last_window = self.num_windows
+            _extend_runs(track.window_runs, self.num_windows)
             track.class_sum = track.class_sum + probabilities * length
             track.weight += length
             track.seen_weight += float(weights[query])
             share = float(weights[query]) / track.seen_weight
             track.seen_probabilities = track.seen_probabilities + (probabilities - track.seen_probabilities) * share
+            track.seen_embedding = track.seen_embedding + (embedding - track.seen_embedding) * share
 
     def _merge(self, track_ids: list[int], mask_logits: torch.Tensor) -> None:
         """Add the window's logits to its tracks' rows on the pending frames and append the frames that are new."""
@@ -410,10 +437,8 @@ class WindowTracker:
             index = self.first_pending + offset
             finished.append(FinishedFrame(index, track_ids, logits))
             visible = (self._crop(logits) > 0).flatten(1).any(dim=1)
-            for track_id in track_ids[visible.numpy()].tolist():
-                track = by_id[track_id]  # a track with pending rows was found in the last window: it is live
-                track.first_visible = index if track.first_visible is None else track.first_visible
-                track.last_visible = index
+            for track_id in track_ids[visible.numpy()].tolist():  # tracks with pending rows are live
+                _extend_runs(by_id[track_id].visible_runs, index)
         self.first_pending += done
         keep = self.pending_count[:, done:].any(dim=1)
         self.pending_sum, self.pending_count = self.pending_sum[keep, done:], self.pending_count[keep, done:]
@@ -567,19 +592,21 @@ def join_fragments(tracks: list[_Track], association: Association) -> list[list[
     """Join the fragments of one object into one group of tracks, at the end of a clip-by-clip run.
 
     The window-to-window matching loses an object that is hidden for longer than `association.max_gap`, or that
-    the model misses for a window; it then comes back as a new track. The YouTube-VIS metric scores a track over
-    the whole video, so two fragments of one object are each a poor match (and one a false positive), where the
-    whole-video model has one query for the object. A track may follow another in one object's chain when:
+    the model misses for a window; it then comes back as a new track, sometimes while its old track lives on (the
+    object's query was not sure of it yet when it came back, and the next windows continue the new track by mask
+    overlap). The YouTube-VIS metric scores a track over the whole video, so two fragments of one object are each
+    a poor match (and one a false positive), where the whole-video model has one query for the object. Two tracks
+    may be one object's when:
 
-    - no window found both (so a single window, i.e. the whole-video result, is never changed), and the earlier
-      one's last visible frame comes before the later one's first: they were never in view at the same time;
+    - no window found both (so a single window, i.e. the whole-video result, is never changed) and their masks
+      were never on the same frame: they were never in view at the same time (one may fall in a gap of the other);
     - both are confident (top class probability above `association.min_join_score`) of the same class;
-    - the earlier one's last embedding and the later one's first are closer than `association.min_join_similarity`
-      (cosine similarity).
+    - their whole-life embeddings (the means of their queries' embeddings over the frames their masks are on) are
+      closer than `association.min_join_similarity` (cosine similarity).
 
-    Among the pairs that pass, each fragment is linked to one follower at most (Hungarian assignment of the most
-    total similarity), which gives chains ordered in time. Background tracks and tracks never visible are left
-    alone.
+    Groups are formed greedily, the most similar pair first, and two groups are joined only if every pair of their
+    tracks may be (complete linkage), so that a chain of near matches never joins two objects. Background tracks
+    and tracks never visible are left alone.
 
     Returns:
         Every track in exactly one group; each group in time order, the groups in the order of their first track.
@@ -587,42 +614,37 @@ def join_fragments(tracks: list[_Track], association: Association) -> list[list[
     if association.min_join_similarity is None:
         return [[track] for track in tracks]
     fragments = [
-        track
-        for track in tracks
-        if track.first_visible is not None and track.probabilities.max() > association.min_join_score
+        track for track in tracks if track.visible_runs and track.probabilities.max() > association.min_join_score
     ]
     fragment_ids = {track.id for track in fragments}
     others = [[track] for track in tracks if track.id not in fragment_ids]
     if not fragments:
         return others
-    # allowed[i, j]: fragment j may follow fragment i (time order: no cycle can form).
     labels = torch.stack([track.probabilities for track in fragments]).argmax(dim=1)
-    last_window, first_window, last_visible, first_visible = (
-        torch.tensor([getattr(track, name) for track in fragments])
-        for name in ("last_window", "first_window", "last_visible", "first_visible")
-    )
-    ends = torch.stack([track.embedding for track in fragments])
-    starts = torch.stack([track.first_embedding for track in fragments])
-    similarity = ends @ starts.T
-    allowed = (
-        (labels[:, None] == labels[None, :])
-        & (last_window[:, None] < first_window[None, :])
-        & (last_visible[:, None] < first_visible[None, :])
-        & (similarity > association.min_join_similarity)
-    )
-    # Each fragment is followed by one at most and follows one at most: an assignment of the most total similarity,
-    # which links the fragments of a chain one after the other rather than the most similar pair of them alone.
-    gain = torch.where(allowed, similarity, torch.full_like(similarity, -1e3))
-    earlier, later = linear_sum_assignment(gain.double().numpy(), maximize=True)
-    keep = allowed.numpy()[earlier, later]
-    follower = dict(zip(earlier[keep].tolist(), later[keep].tolist()))  # fragment index -> the one following it
-    chains = []
-    for index in sorted(set(range(len(fragments))) - set(follower.values())):  # the chains' first fragments
-        chain = [fragments[index]]
-        while index in follower:
-            index = follower[index]
-            chain.append(fragments[index])
-        chains.append(chain)
+    embeddings = F.normalize(torch.stack([track.seen_embedding for track in fragments]), dim=1)
+    similarity = embeddings @ embeddings.T
+    may_join = (labels[:, None] == labels[None, :]) & (similarity > association.min_join_similarity)
+    candidates = []  # (similarity, i, j) of the pairs that may be one object, i < j
+    for i, j in torch.triu(may_join, diagonal=1).nonzero().tolist():
+        first, second = fragments[i], fragments[j]
+        if _runs_overlap(first.window_runs, second.window_runs) or _runs_overlap(
+            first.visible_runs, second.visible_runs
+        ):
+            may_join[i, j] = may_join[j, i] = False
+        else:
+            candidates.append((float(similarity[i, j]), i, j))
+    group_of = list(range(len(fragments)))  # fragment index -> its group's key
+    members = {index: [index] for index in range(len(fragments))}
+    for _, i, j in sorted(candidates, reverse=True):
+        first, second = group_of[i], group_of[j]
+        if first != second and bool(may_join[members[first]][:, members[second]].all()):
+            for index in members[second]:
+                group_of[index] = first
+            members[first] += members.pop(second)
+    chains = [
+        sorted((fragments[index] for index in group), key=lambda track: track.visible_runs[0][0])
+        for group in members.values()
+    ]
     return sorted(chains + others, key=lambda group: group[0].id)
 
 
