@@ -17,10 +17,9 @@ windows so far), so an instance's score may change from frame to frame as the tr
 clip, nothing is joined at the end (the frames are already out): an object away for longer than `max_gap` frames
 comes back with a new track id.
 
-The window trades latency for accuracy: on the synthetic videos of 512 and 1024 frames of
-`benchmarks/bench_long_video.py`, windows of 16 sharing 4 score well above windows of 8 sharing 2 (the model sees
-more frames of an object per window, and fewer windows mean fewer chances to lose it); the defaults are in
-`stream_defaults`.
+The window sets the latency: on the synthetic videos of `benchmarks/bench_long_video.py` (64-1024 frames),
+windows of 16 sharing 4 (the defaults, in `stream_defaults`) and of 8 sharing 2 score about the same AP, each ahead
+at some lengths (see `benchmarks/RESULTS.md`).
 """
 
 from __future__ import annotations
