@@ -18,8 +18,8 @@ windows of `clip_length` frames that overlap by `overlap` frames, and links the 
 4. at the end, the fragments of one object are joined (`join_fragments`): tracks of the same confident class
    that were never in view at the same time and whose whole-life embeddings are close become one, so an object
    hidden for longer than `max_gap`, or lost by the window-to-window matching, still gives one track, as the
-   whole-video model's one query for it does (the YouTube-VIS metric scores a track over the whole video: two fragments of
-   one object are each a poor match);
+   whole-video model's one query for it does (the YouTube-VIS metric scores a track over the whole video: two
+   fragments of one object are each a poor match);
 5. a track (or joined group) is scored over its whole life: the mean of its queries' class probabilities weighted
    by the frames their masks are on, so that windows where the object was hidden do not lower its score;
 6. the top-k (track, class) pairs are chosen as the official post-processing chooses (query, class) pairs
@@ -46,7 +46,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import squareform
 from tqdm.auto import tqdm
 
 from ..processing.post_processing import MaskGeometry, class_probabilities, select_instances
@@ -61,6 +63,8 @@ ABSENT_LOGIT = -1e4
 UNSEEN_WINDOW_WEIGHT = 1e-3
 # The least an allowed (track, query) pairing gains in `associate`: more than leaving both unmatched (0).
 MIN_ALLOWED_GAIN = 1e-3
+# The distance `join_fragments` gives two tracks that may not be one object's: above any cosine distance (<= 2).
+NEVER_JOINED = 3.0
 
 
 @dataclass(frozen=True)
@@ -254,9 +258,9 @@ def _frame_weights(mask_logits: torch.Tensor) -> torch.Tensor:
 
 
 def _extend_runs(runs: list[list[int]], index: int) -> None:
-    """Add `index` (not before the last one added) to sorted [first, last] runs of consecutive indices."""
-    if runs and runs[-1][1] >= index - 1:
-        runs[-1][1] = max(runs[-1][1], index)
+    """Add `index` (after the last one added) to sorted [first, last] runs of consecutive indices."""
+    if runs and runs[-1][1] == index - 1:
+        runs[-1][1] = index
     else:
         runs.append([index, index])
 
@@ -604,9 +608,9 @@ def join_fragments(tracks: list[_Track], association: Association) -> list[list[
     - their whole-life embeddings (the means of their queries' embeddings over the frames their masks are on) are
       closer than `association.min_join_similarity` (cosine similarity).
 
-    Groups are formed greedily, the most similar pair first, and two groups are joined only if every pair of their
-    tracks may be (complete linkage), so that a chain of near matches never joins two objects. Background tracks
-    and tracks never visible are left alone.
+    The groups are scipy's complete-linkage clusters of the fragments (cosine distance, infinite for pairs that fail
+    the tests) cut at `1 - min_join_similarity`: every pair of tracks in a group passes, so that a chain of near
+    matches never joins two objects. Background tracks and tracks never visible are left alone.
 
     Returns:
         Every track in exactly one group; each group in time order, the groups in the order of their first track.
@@ -618,33 +622,24 @@ def join_fragments(tracks: list[_Track], association: Association) -> list[list[
     ]
     fragment_ids = {track.id for track in fragments}
     others = [[track] for track in tracks if track.id not in fragment_ids]
-    if not fragments:
-        return others
+    if len(fragments) < 2:
+        return [[track] for track in tracks]
     labels = torch.stack([track.probabilities for track in fragments]).argmax(dim=1)
     embeddings = F.normalize(torch.stack([track.seen_embedding for track in fragments]), dim=1)
-    similarity = embeddings @ embeddings.T
-    may_join = (labels[:, None] == labels[None, :]) & (similarity > association.min_join_similarity)
-    candidates = []  # (similarity, i, j) of the pairs that may be one object, i < j
-    for i, j in torch.triu(may_join, diagonal=1).nonzero().tolist():
+    distance = (1.0 - embeddings @ embeddings.T).double()  # cosine distance, in [0, 2]
+    distance[labels[:, None] != labels[None, :]] = NEVER_JOINED
+    cut = 1.0 - association.min_join_similarity  # the largest distance within a group
+    for i, j in torch.triu(distance <= cut, diagonal=1).nonzero().tolist():
         first, second = fragments[i], fragments[j]
-        if _runs_overlap(first.window_runs, second.window_runs) or _runs_overlap(
-            first.visible_runs, second.visible_runs
-        ):
-            may_join[i, j] = may_join[j, i] = False
-        else:
-            candidates.append((float(similarity[i, j]), i, j))
-    group_of = list(range(len(fragments)))  # fragment index -> its group's key
-    members = {index: [index] for index in range(len(fragments))}
-    for _, i, j in sorted(candidates, reverse=True):
-        first, second = group_of[i], group_of[j]
-        if first != second and bool(may_join[members[first]][:, members[second]].all()):
-            for index in members[second]:
-                group_of[index] = first
-            members[first] += members.pop(second)
-    chains = [
-        sorted((fragments[index] for index in group), key=lambda track: track.visible_runs[0][0])
-        for group in members.values()
-    ]
+        in_one_window = _runs_overlap(first.window_runs, second.window_runs)
+        if in_one_window or _runs_overlap(first.visible_runs, second.visible_runs):
+            distance[i, j] = distance[j, i] = NEVER_JOINED
+    tree = linkage(squareform(distance.numpy(), checks=False), method="complete")
+    cluster_of = fcluster(tree, t=cut, criterion="distance")  # (n,) a cluster number per fragment
+    chains = []
+    for cluster in np.unique(cluster_of):
+        members = [track for track, member_of in zip(fragments, cluster_of) if member_of == cluster]
+        chains.append(sorted(members, key=lambda track: track.visible_runs[0][0]))
     return sorted(chains + others, key=lambda group: group[0].id)
 
 
